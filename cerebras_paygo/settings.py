@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer, field_validator
 
 from cerebras_paygo.catalog import TIERS, Tier
 from cerebras_paygo.errors import ConfigurationError, MissingAPIKeyError
@@ -115,6 +115,10 @@ class Settings(BaseModel):
                 raise ConfigurationError(f"timeout must be positive, not {value!r}")
             return httpx.Timeout(float(value), connect=min(5.0, float(value)))
         raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, not {value!r}")
+
+    @field_serializer("timeout")
+    def _serialize_timeout(self, value: httpx.Timeout) -> dict[str, float | None]:
+        return value.as_dict()
 
     @classmethod
     def from_env(
