@@ -56,7 +56,12 @@ def chunk(delta: dict, **extra: object) -> dict:
 
 FINAL = {
     **chunk({}, finish_reason="stop"),
-    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 0}},
+    "usage": {
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    },
     "time_info": {"queue_time": 0.001, "total_time": 0.01, "created": 1.5},
 }
 
@@ -117,8 +122,18 @@ def test_reasoning_and_split_tool_call_arguments(server: ScriptedServer, transpo
                 chunk({"role": "assistant"}),
                 chunk({"reasoning": "Need the "}),
                 chunk({"reasoning": "weather."}),
-                chunk({"tool_calls": [{"index": 0, "id": "abc123def", "type": "function",
-                                       "function": {"name": "get_weather", "arguments": '{"ci'}}]}),
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "abc123def",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"ci'},
+                            }
+                        ]
+                    }
+                ),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Os'}}]}),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'lo"}'}}]}),
                 {**FINAL, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
@@ -138,22 +153,64 @@ def test_reasoning_and_split_tool_call_arguments(server: ScriptedServer, transpo
 
 
 ERROR_CASES = [
-    (400, {"message": "body.min_p: property 'body.min_p' is unsupported", "type": "invalid_request_error",
-           "param": "validation_error", "code": "wrong_api_format"}, errors.BadRequestError),
-    (400, {"message": "Please reduce the length of the messages or completion. Current length is 42328 while limit "
-           "is 40000", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"},
-     errors.ContextWindowExceededError),
-    (401, {"message": "Wrong API Key", "type": "invalid_request_error", "param": "api_key", "code": "wrong_api_key"},
-     errors.AuthenticationError),
-    (402, {"message": "Payment required to access this resource. Visit your billing tab.",
-           "type": "payment_required_error", "param": "quota", "code": "payment_required"},
-     errors.PaymentRequiredError),
+    (
+        400,
+        {
+            "message": "body.min_p: property 'body.min_p' is unsupported",
+            "type": "invalid_request_error",
+            "param": "validation_error",
+            "code": "wrong_api_format",
+        },
+        errors.BadRequestError,
+    ),
+    (
+        400,
+        {
+            "message": "Please reduce the length of the messages or completion. Current length is 42328 while limit "
+            "is 40000",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        },
+        errors.ContextWindowExceededError,
+    ),
+    (
+        401,
+        {"message": "Wrong API Key", "type": "invalid_request_error", "param": "api_key", "code": "wrong_api_key"},
+        errors.AuthenticationError,
+    ),
+    (
+        402,
+        {
+            "message": "Payment required to access this resource. Visit your billing tab.",
+            "type": "payment_required_error",
+            "param": "quota",
+            "code": "payment_required",
+        },
+        errors.PaymentRequiredError,
+    ),
     (403, {"detail": "Not authenticated"}, errors.PermissionDeniedError),
-    (404, {"message": "Model foo does not exist or you do not have access to it.", "type": "not_found_error",
-           "param": "model", "code": "model_not_found"}, errors.ModelNotFoundError),
+    (
+        404,
+        {
+            "message": "Model foo does not exist or you do not have access to it.",
+            "type": "not_found_error",
+            "param": "model",
+            "code": "model_not_found",
+        },
+        errors.ModelNotFoundError,
+    ),
     (422, {"detail": [{"loc": ["body"], "msg": "bad", "type": "value_error"}]}, errors.UnprocessableEntityError),
-    (429, {"message": "Tokens per minute limit exceeded - too many tokens processed.", "type": "too_many_tokens_error",
-           "param": "quota", "code": "token_quota_exceeded"}, errors.RateLimitError),
+    (
+        429,
+        {
+            "message": "Tokens per minute limit exceeded - too many tokens processed.",
+            "type": "too_many_tokens_error",
+            "param": "quota",
+            "code": "token_quota_exceeded",
+        },
+        errors.RateLimitError,
+    ),
     (500, {"message": "internal"}, errors.ServerError),
     (503, "<html>Service Unavailable</html>", errors.ServiceUnavailableError),
 ]
@@ -183,8 +240,12 @@ def test_error_status_maps_to_class(
 
 
 def test_error_status_on_stream_open(server: ScriptedServer, transport: Transport) -> None:
-    body = {"message": "Requests per minute limit exceeded - too many requests sent.",
-            "type": "too_many_requests_error", "param": "quota", "code": "request_quota_exceeded"}
+    body = {
+        "message": "Requests per minute limit exceeded - too many requests sent.",
+        "type": "too_many_requests_error",
+        "param": "quota",
+        "code": "request_quota_exceeded",
+    }
     server.push(Scripted(status=429, body=json.dumps(body).encode()))
     with pytest.raises(errors.RateLimitError) as info, transport.stream_chat(PAYLOAD):
         pass
@@ -192,11 +253,21 @@ def test_error_status_on_stream_open(server: ScriptedServer, transport: Transpor
 
 
 def test_mid_stream_error_event(server: ScriptedServer, transport: Transport) -> None:
-    error_event = {"error": {"message": "Tokens per minute limit exceeded - too many tokens processed.",
-                             "type": "too_many_tokens_error", "param": "quota", "code": "token_quota_exceeded"},
-                   "status_code": 429}
-    server.push(Scripted(content_type="text/event-stream",
-                         body=sse(chunk({"role": "assistant"}), chunk({"content": "Hel"}), error_event)))
+    error_event = {
+        "error": {
+            "message": "Tokens per minute limit exceeded - too many tokens processed.",
+            "type": "too_many_tokens_error",
+            "param": "quota",
+            "code": "token_quota_exceeded",
+        },
+        "status_code": 429,
+    }
+    server.push(
+        Scripted(
+            content_type="text/event-stream",
+            body=sse(chunk({"role": "assistant"}), chunk({"content": "Hel"}), error_event),
+        )
+    )
     seen: list[ChatCompletionChunk] = []
     with pytest.raises(errors.RateLimitError), transport.stream_chat(PAYLOAD) as stream:
         seen.extend(stream)
@@ -212,9 +283,7 @@ def test_connection_dropped_mid_stream_after_content(server: ScriptedServer, tra
     assert info.value.delivered_chunks == 1
 
 
-def test_connection_dropped_before_content_is_a_connection_error(
-    server: ScriptedServer, transport: Transport
-) -> None:
+def test_connection_dropped_before_content_is_a_connection_error(server: ScriptedServer, transport: Transport) -> None:
     parts = sse(chunk({"role": "assistant"}), chunk({"content": "Hello"}), FINAL)
     server.push(Scripted(content_type="text/event-stream", body=parts, drop_after=1))
     with pytest.raises(errors.APIConnectionError) as info, transport.stream_chat(PAYLOAD) as stream:
@@ -230,8 +299,18 @@ def test_connection_refused_maps_to_connection_error() -> None:
 
 
 def test_models_endpoint(server: ScriptedServer, transport: Transport) -> None:
-    server.push(Scripted(body=json.dumps({"object": "list", "data": [
-        {"id": "gpt-oss-120b", "object": "model", "created": 1, "owned_by": "OpenAI", "new_field": 1}]}).encode()))
+    server.push(
+        Scripted(
+            body=json.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": "gpt-oss-120b", "object": "model", "created": 1, "owned_by": "OpenAI", "new_field": 1}
+                    ],
+                }
+            ).encode()
+        )
+    )
     models = transport.list_models().data
     assert [m.id for m in models.data] == ["gpt-oss-120b"]
     assert server.received[0].path == "/v1/models"
@@ -260,8 +339,15 @@ def test_key_never_leaks(server: ScriptedServer, caplog: pytest.LogCaptureFixtur
     server.push(Scripted(status=401, body=b'{"message":"Wrong API Key","code":"wrong_api_key"}'))
     with pytest.raises(errors.AuthenticationError) as info:
         transport.chat(PAYLOAD)
-    texts = [repr(settings), str(settings), repr(info.value), str(info.value), repr(info.value.__dict__),
-             settings.model_dump_json(), caplog.text]
+    texts = [
+        repr(settings),
+        str(settings),
+        repr(info.value),
+        str(info.value),
+        repr(info.value.__dict__),
+        settings.model_dump_json(),
+        caplog.text,
+    ]
     for text in texts:
         assert KEY not in text
     assert settings.fingerprint not in KEY
