@@ -1,0 +1,637 @@
+"""``ChatCerebras``: a LangChain chat model over the cerebras-paygo core.
+
+Every call goes through ``cerebras_paygo.CerebrasClient``, so rate limits (tokens and requests per
+minute, hour and day, shared by every instance in the process), 402 handling, context-window
+checks, retries and spend tracking apply to ``invoke``, ``ainvoke``, ``stream``, ``astream``,
+``batch`` and ``abatch`` alike. This module only translates (see ``_convert`` and ``_structured``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Literal
+
+import httpx
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput, ModelProfile
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils import secret_from_env
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import get_fields
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo.payment import PaymentPolicy
+from cerebras_paygo.ratelimit import RateLimits
+from cerebras_paygo.settings import normalize_base_url
+from cerebras_paygo.wire import ChatCompletionRequest
+from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
+from langchain_cerebras_paygo._profiles import profile_for
+from langchain_cerebras_paygo._structured import (
+    StrictJsonOutputParser,
+    StrictToolArgsParser,
+    pydantic_class,
+    response_format_for,
+    schema_function,
+    strict_schema,
+)
+
+__all__ = ["ChatCerebras"]
+
+DEFAULT_MODEL = "gpt-oss-120b"
+INTEGRATION_NAME = "langchain-cerebras-paygo"
+
+# Constructor names of langchain-cerebras (and langchain-openai) -> ours, so that code written for
+# ``langchain_cerebras.ChatCerebras`` runs unchanged.
+_LEGACY_NAMES = {
+    "cerebras_api_key": "api_key",
+    "openai_api_key": "api_key",
+    "cerebras_api_base": "base_url",
+    "openai_api_base": "base_url",
+    "http_client_async": "http_async_client",
+}
+
+_ToolChoice = dict[str, Any] | str | bool | None
+
+
+class ChatCerebras(BaseChatModel):
+    """Cerebras chat models (PayGo and free tier) for LangChain.
+
+    A drop-in for ``langchain_cerebras.ChatCerebras`` (same constructor names) that stays inside
+    the API's limits: requests and tokens per minute/hour/day are reserved before sending and
+    shared by every instance in the process, ``402 Payment Required`` follows a payment policy,
+    prompts that cannot fit the model's window fail before any request, and each response says
+    what it cost and what the rate-limit headers said.
+
+    Setup:
+        ``pip install "cerebras-paygo[langchain]"`` and ``export CEREBRAS_API_KEY=csk-...``
+        (``OPENAI_API_KEY`` is never read).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_cerebras_paygo import ChatCerebras
+
+            llm = ChatCerebras(model="gpt-oss-120b", max_tokens=512)
+            msg = llm.invoke("Say hi in Portuguese")
+            msg.text                                   # 'Olá!'
+            msg.usage_metadata                         # {'input_tokens': 22, 'output_tokens': 4, ...}
+            msg.response_metadata["cost_usd"]          # 1.07e-05
+            msg.response_metadata["rate_limits"]       # {'limit': {...}, 'remaining': {...}, 'reset': {...}}
+
+    Key init args (completion):
+        model: the model id (``gpt-oss-120b`` by default; see ``cerebras-paygo models``).
+        temperature, top_p, seed, stop, max_tokens (alias ``max_completion_tokens``),
+        reasoning_effort, reasoning_format, clear_thinking, service_tier, model_kwargs, extra_body.
+
+    Key init args (client):
+        api_key (``CEREBRAS_API_KEY``), base_url (``CEREBRAS_BASE_URL``), timeout, max_retries,
+        default_headers, http_client / http_async_client, and the core's own: tier, rate_limits,
+        payment_policy, context_overflow, max_spend_usd, client.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    # --- model and sampling -------------------------------------------------------------------
+    model_name: str = Field(default=DEFAULT_MODEL, alias="model")
+    """Model id, for instance ``gpt-oss-120b`` or ``zai-glm-4.7``."""
+    temperature: float | None = None
+    """Sampling temperature (the model's default when unset)."""
+    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    """Most tokens to generate, reasoning included (sent as ``max_completion_tokens``).
+
+    Cerebras reserves the whole of it against the tokens-per-minute quota; when unset the core
+    picks the catalog's default for the model and tier rather than the model's maximum."""
+    top_p: float | None = None
+    """Nucleus sampling mass."""
+    seed: int | None = None
+    """Best-effort deterministic sampling."""
+    stop: list[str] | str | None = Field(default=None, alias="stop_sequences")
+    """Stop sequences (up to 4); the stop text is not returned."""
+    frequency_penalty: float | None = None
+    """Penalty for frequent tokens (-2..2)."""
+    presence_penalty: float | None = None
+    """Penalty for tokens already present (-2..2)."""
+    logprobs: bool | None = None
+    """Return token log probabilities (in ``response_metadata["logprobs"]``)."""
+    top_logprobs: int | None = None
+    """Alternatives per position when ``logprobs`` is on (0..20)."""
+    reasoning_effort: Literal["none", "low", "medium", "high"] | None = None
+    """How hard a reasoning model thinks; ``"none"`` turns reasoning off on models that allow it."""
+    reasoning_format: Literal["parsed", "text_parsed", "raw", "hidden", "none"] | None = None
+    """Where reasoning goes: ``parsed``/``text_parsed`` (a separate field, surfaced as
+    ``additional_kwargs["reasoning_content"]``), ``raw`` (in the text), ``hidden`` (dropped)."""
+    clear_thinking: bool | None = None
+    """``False`` keeps earlier turns' reasoning in the prompt (agentic use); the API default drops it."""
+    disable_reasoning: bool | None = None
+    """Deprecated by Cerebras in favour of ``reasoning_effort="none"``; sent as given."""
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    """Cerebras service tier (private preview)."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Other request fields, sent as they are (unknown constructor arguments land here)."""
+    extra_body: dict[str, Any] | None = None
+    """Fields merged into the JSON body last (as in the OpenAI clients)."""
+
+    # --- streaming ----------------------------------------------------------------------------
+    streaming: bool = False
+    """Stream by default (``invoke`` then aggregates the stream)."""
+    stream_usage: bool = True
+    """Ask for usage on streams (``stream_options.include_usage``); exactly one chunk carries it."""
+
+    # --- client -------------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(default_factory=secret_from_env("CEREBRAS_API_KEY", default=None))
+    """The Cerebras key; ``CEREBRAS_API_KEY`` when not given. A missing key fails at the first
+    call with ``MissingAPIKeyError``, never by sending another provider's key."""
+    base_url: str | None = None
+    """API root; else ``CEREBRAS_BASE_URL`` (or ``CEREBRAS_API_BASE``), else ``https://api.cerebras.ai/v1``.
+    Plain ``http://`` is accepted only for loopback hosts (the emulator)."""
+    request_timeout: float | httpx.Timeout | None = Field(default=None, alias="timeout")
+    """HTTP timeout in seconds (default 60 s read, 5 s connect)."""
+    max_retries: int | None = 2
+    """Retries of 5xx and connection failures. 429s are waited out by the limiter and 402s follow
+    ``payment_policy``; neither counts here."""
+    default_headers: dict[str, str] | None = None
+    """Headers added to every request."""
+    cerebras_proxy: str | None = Field(default=None, exclude=True)
+    """Proxy URL for the HTTP clients this instance builds (ignored when ``http_client`` is given)."""
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    """The ``httpx.Client`` to send sync requests with."""
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+    """The ``httpx.AsyncClient`` to send async requests with."""
+
+    # --- the core's policies ------------------------------------------------------------------
+    tier: Literal["paygo", "free"] | None = None
+    """``"paygo"`` or ``"free"`` (8,192-token window, free limits); else ``CEREBRAS_TIER``, else paygo."""
+    rate_limits: dict[str, int] | None = None
+    """Your limits (``{"tokens_per_minute": ..., "requests_per_day": ...}`` or a ``RateLimits``)
+    when they differ from the catalog's for the tier; the response headers win once seen."""
+    payment_policy: PaymentPolicy | None = Field(default=None, exclude=True)
+    """What to do on 402: wait for auto-recharge up to ``max_wait``, call a hook, use a fallback key."""
+    context_overflow: Literal["raise", "trim_history", "shrink_completion"] = "raise"
+    """When prompt + ``max_tokens`` cannot fit the window: raise ``ContextWindowExceededError``
+    before sending, drop the oldest turns, or shrink ``max_tokens``."""
+    max_spend_usd: float | None = None
+    """Refuse a request (``BudgetExceededError``) whose worst-case cost would cross this budget."""
+    client: CerebrasClient | None = Field(default=None, exclude=True, repr=False)
+    """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
+
+    _client: CerebrasClient | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # --- validation ---------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build_extra(cls, values: Any) -> Any:
+        """Accept langchain-cerebras' names; move unknown arguments into ``model_kwargs``."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for old, new in _LEGACY_NAMES.items():
+            if old in values:
+                value = values.pop(old)
+                values.setdefault(new, value)
+        known = _field_names(cls)
+        extra = dict(values.get("model_kwargs") or {})
+        for name in list(values):
+            if name not in known:
+                warnings.warn(
+                    f"{name!r} is not a ChatCerebras parameter; it is sent to the API as part of model_kwargs",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                extra[name] = values.pop(name)
+        clash = known & set(extra)
+        if clash:
+            raise ValueError(f"pass {sorted(clash)} as constructor arguments, not inside model_kwargs")
+        if extra or "model_kwargs" in values:
+            values["model_kwargs"] = extra
+        return values
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_base_url(value)
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _rate_limits_as_dict(cls, value: Any) -> Any:
+        if isinstance(value, RateLimits):
+            return value.as_dict()
+        if isinstance(value, Mapping):
+            return RateLimits.from_mapping(value).as_dict()
+        return value
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _lower_tier(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    # --- LangChain metadata -------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "cerebras-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": "CEREBRAS_API_KEY"}
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        """The request fields this instance sends on every call (``None``\\ s left out)."""
+        params = {
+            "model": self.model_name,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "max_completion_tokens": self.max_tokens,
+            "stop": self.stop,
+            "frequency_penalty": self.frequency_penalty,
+            "presence_penalty": self.presence_penalty,
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs,
+            "reasoning_effort": self.reasoning_effort,
+            "reasoning_format": self.reasoning_format,
+            "clear_thinking": self.clear_thinking,
+            "disable_reasoning": self.disable_reasoning,
+            "service_tier": self.service_tier,
+        }
+        return {key: value for key, value in params.items() if value is not None} | self.model_kwargs
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, **self._default_params}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="cerebras",
+            ls_model_name=str(kwargs.get("model") or self.model_name),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", kwargs.get("max_completion_tokens", self.max_tokens))
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stops = stop if stop is not None else kwargs.get("stop", self.stop)
+        if stops:
+            params["ls_stop"] = [stops] if isinstance(stops, str) else list(stops)
+        return params
+
+    def _resolved_tier(self) -> Literal["paygo", "free"]:
+        if self.client is not None:
+            return self.client.settings.tier
+        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
+        return "free" if tier == "free" else "paygo"
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        catalog = self.client.catalog if self.client is not None else None
+        return profile_for(self.model_name, self._resolved_tier(), catalog)
+
+    # --- the core client ----------------------------------------------------------------------
+
+    @property
+    def cerebras_client(self) -> CerebrasClient:
+        """The core client every call goes through: ``client=`` if given, else built once, lazily."""
+        if self.client is not None:
+            return self.client
+        built = self._client
+        if built is not None:
+            return built
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._build_client()
+            return self._client
+
+    def _build_client(self) -> CerebrasClient:
+        http_client = self.http_client
+        async_client = self.http_async_client
+        if self.cerebras_proxy:
+            http_client = http_client or httpx.Client(proxy=self.cerebras_proxy)
+            async_client = async_client or httpx.AsyncClient(proxy=self.cerebras_proxy)
+        base_url = self.base_url or os.environ.get("CEREBRAS_BASE_URL") or os.environ.get("CEREBRAS_API_BASE")
+        return CerebrasClient(
+            api_key=self.api_key,
+            base_url=base_url or None,
+            tier=self.tier,
+            timeout=self.request_timeout,
+            max_retries=2 if self.max_retries is None else self.max_retries,
+            rate_limits=self.rate_limits,
+            payment_policy=self.payment_policy,
+            context_overflow=self.context_overflow,
+            max_spend_usd=self.max_spend_usd,
+            http_client=http_client,
+            async_http_client=async_client,
+            default_headers=self.default_headers,
+            integration=INTEGRATION_NAME,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connections of a client this instance built (a shared ``client`` stays open)."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Async ``close``."""
+        if self._client is not None:
+            await self._client.aclose()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _build_request(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None = None,
+        *,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> ChatCompletionRequest:
+        """The wire request: instance defaults, then ``model_kwargs``, call kwargs and ``extra_body``."""
+        params = self._default_params
+        call = dict(kwargs)
+        call.pop("stream", None)
+        stream_usage = call.pop("stream_usage", None)
+        call_extra_body = call.pop("extra_body", None)
+        if "max_tokens" in call:
+            call["max_completion_tokens"] = call.pop("max_tokens")
+        if "model_name" in call:
+            call["model"] = call.pop("model_name")
+        params.update({key: value for key, value in call.items() if value is not None})
+        if stop is not None:
+            params["stop"] = stop
+        if stream:
+            params["stream"] = True
+            if self.stream_usage if stream_usage is None else stream_usage:
+                params["stream_options"] = {"include_usage": True}
+        for body in (self.extra_body, call_extra_body):
+            if body:
+                params.update(body)
+        return ChatCompletionRequest(messages=messages_to_wire(messages), **params)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
+        return completion_to_result(result.completion, result.info)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
+        return completion_to_result(result.completion, result.info)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request = self._build_request(messages, stop, stream=True, **kwargs)
+        assembler = StreamAssembler(request.model)
+        for item in self.cerebras_client.stream(request):
+            for chunk in assembler.feed(item):
+                if run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        yield from assembler.close()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request = self._build_request(messages, stop, stream=True, **kwargs)
+        assembler = StreamAssembler(request.model)
+        async for item in self.cerebras_client.astream(request):
+            for chunk in assembler.feed(item):
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        for chunk in assembler.close():
+            yield chunk
+
+    # --- token counting -----------------------------------------------------------------------
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: list[BaseMessage],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool] | None = None,
+    ) -> int:
+        """Prompt tokens of ``messages`` (and ``tools``) by the core's calibrated estimator."""
+        extra: dict[str, Any] = {}
+        if tools:
+            extra["tools"] = [_format_tool(tool) for tool in tools]
+        return self.cerebras_client.estimate_tokens(self._build_request(messages, **extra))
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as a single user turn (chat-template overhead included)."""
+        return self.get_num_tokens_from_messages([HumanMessage(content=text)])
+
+    # --- tools and structured output ----------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: _ToolChoice = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (LangChain tools, functions, pydantic classes, TypedDicts or JSON schemas).
+
+        Args:
+            tools: the tools the model may call.
+            tool_choice: ``"auto"``, ``"none"``, ``"required"`` (or ``"any"``), a tool's name,
+                ``True`` (the only tool), or an OpenAI-style ``{"type": "function", ...}`` dict.
+            strict: ``True`` asks Cerebras for constrained decoding of the arguments.
+            parallel_tool_calls: sent as given (``None``: the model's default).
+            kwargs: other request fields.
+
+        Raises:
+            ValueError: ``tool_choice=True`` with more than one tool, or an unknown tool name.
+        """
+        formatted = [_format_tool(tool, strict=strict) for tool in tools]
+        choice = _tool_choice(tool_choice, formatted)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable that returns ``schema``-shaped output (a pydantic object or a dict).
+
+        Args:
+            schema: a pydantic class (v1 or v2), a TypedDict or a JSON schema; optional for
+                ``json_mode``.
+            method: ``"json_schema"`` (default: ``response_format`` with constrained decoding),
+                ``"function_calling"`` (a forced tool call) or ``"json_mode"`` (any JSON object;
+                describe the keys in the prompt).
+            include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                instead of raising on a parsing error.
+            strict: constrained decoding (``None`` means ``True`` for ``json_schema`` and
+                ``function_calling``). The schema is made Cerebras-strict: objects closed, every
+                property required, optional ones nullable; the parser drops those ``null``\\ s
+                again, so optional fields keep their defaults.
+            kwargs: other request fields for the bound model.
+
+        Raises:
+            ValueError: an unknown ``method``, a missing ``schema``, or ``strict`` with ``json_mode``.
+        """
+        if kwargs.get("tools"):
+            raise ValueError("with_structured_output does not take tools; use bind_tools for tool calling")
+        pydantic_object = pydantic_class(schema)
+        ls_format: dict[str, Any] = {"kwargs": {"method": method, "strict": strict}}
+        if schema is not None:
+            ls_format["schema"] = convert_to_json_schema(schema)
+        llm: Runnable[LanguageModelInput, Any]
+        output_parser: Runnable[Any, Any]
+        if method == "json_schema":
+            if schema is None:
+                raise ValueError("method='json_schema' needs a schema")
+            use_strict = True if strict is None else strict
+            response_format, parameters = response_format_for(schema, strict=use_strict)
+            llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format, **kwargs)
+            output_parser = StrictJsonOutputParser(
+                strip_schema=parameters if use_strict else None, pydantic_object=pydantic_object
+            )
+        elif method == "function_calling":
+            if schema is None:
+                raise ValueError("method='function_calling' needs a schema")
+            use_strict = True if strict is None else strict
+            function = schema_function(schema)
+            parameters = function["parameters"]
+            tool_function = dict(function)
+            if use_strict:
+                tool_function["parameters"] = strict_schema(parameters)
+                tool_function["strict"] = True
+            name = function["name"]
+            llm = self.bind(
+                tools=[{"type": "function", "function": tool_function}],
+                tool_choice={"type": "function", "function": {"name": name}},
+                ls_structured_output_format=ls_format,
+                **kwargs,
+            )
+            output_parser = StrictToolArgsParser(
+                key_name=name,
+                first_tool_only=True,
+                strip_schema=parameters if use_strict else None,
+                pydantic_object=pydantic_object,
+            )
+        elif method == "json_mode":
+            if strict is not None:
+                raise ValueError("strict does not apply to method='json_mode'; use method='json_schema'")
+            llm = self.bind(response_format={"type": "json_object"}, ls_structured_output_format=ls_format, **kwargs)
+            output_parser = StrictJsonOutputParser(pydantic_object=pydantic_object)
+        else:
+            raise ValueError(f"unknown method {method!r}; use 'json_schema', 'function_calling' or 'json_mode'")
+        if not include_raw:
+            return llm | output_parser
+        parser_assign = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | output_parser, parsing_error=lambda _: None
+        )
+        parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
+        parser_with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
+        return RunnableMap(raw=llm) | parser_with_fallback
+
+
+def _format_tool(tool: Any, *, strict: bool | None = None) -> dict[str, Any]:
+    formatted = convert_to_openai_tool(tool, strict=strict)
+    function = formatted.get("function")
+    if isinstance(function, dict) and function.get("description") == dict.__doc__:
+        # A TypedDict without a docstring inherits dict's; it does not describe the tool.
+        formatted = {**formatted, "function": {k: v for k, v in function.items() if k != "description"}}
+    return formatted
+
+
+def _tool_choice(tool_choice: _ToolChoice, tools: list[dict[str, Any]]) -> str | dict[str, Any] | None:
+    """LangChain's ``tool_choice`` values -> Cerebras': ``"any"`` is ``"required"``, a name is forced."""
+    if tool_choice is None or tool_choice is False:
+        return None
+    names = [tool["function"]["name"] for tool in tools if "function" in tool]
+    if tool_choice is True:
+        if len(names) != 1:
+            raise ValueError(f"tool_choice=True needs exactly one tool, got {len(names)}")
+        return {"type": "function", "function": {"name": names[0]}}
+    if isinstance(tool_choice, dict):
+        return tool_choice
+    if tool_choice == "any":
+        return "required"
+    if tool_choice in ("auto", "none", "required"):
+        return tool_choice
+    if tool_choice in names:
+        return {"type": "function", "function": {"name": tool_choice}}
+    raise ValueError(f"tool_choice {tool_choice!r} is not one of the bound tools {names}")
+
+
+def _allow_in_load() -> None:
+    """Let ``load(..., allowed_objects="all")`` revive ``ChatCerebras``.
+
+    langchain-core's ``"all"`` allowlist is the table of integrations it knows (``ChatGroq``,
+    ``ChatOpenAI``, ...); importing this package adds ``ChatCerebras`` to it, under its own path only
+    (never ``langchain_cerebras``'s). ``load(..., allowed_objects=[ChatCerebras])`` works without it.
+    """
+    path = tuple(ChatCerebras.lc_id())
+    try:
+        module = importlib.import_module("langchain_core.load.load")
+        mappings = getattr(module, "ALL_SERIALIZABLE_MAPPINGS", None)
+        if isinstance(mappings, dict):
+            mappings.setdefault(path, path)
+        cache = getattr(module, "_default_class_paths_cache", None)
+        if isinstance(cache, dict) and isinstance(cache.get("all"), set):
+            cache["all"].add(path)
+    except Exception:  # best effort across langchain-core versions
+        return
+
+
+_allow_in_load()
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """Field names and aliases of ``cls`` (cached: construction must stay cheap)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        collected: set[str] = set()
+        for name, info in get_fields(cls).items():
+            collected.add(name)
+            if info.alias:
+                collected.add(info.alias)
+        names = frozenset(collected)
+        _FIELD_NAMES[cls] = names
+    return names
