@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["LIMIT_WINDOWS", "RateLimits"]
+__all__ = ["HEADER_LIMIT_NAMES", "LIMIT_WINDOWS", "RateLimits"]
 
 #: Each limit's name -> (kind, window seconds). Cerebras counts requests and tokens per
 #: minute, hour and day, "whichever trips first".
@@ -17,6 +17,12 @@ LIMIT_WINDOWS: dict[str, tuple[str, float]] = {
     "tokens_per_hour": ("tokens", 3600.0),
     "requests_per_day": ("requests", 86400.0),
     "tokens_per_day": ("tokens", 86400.0),
+}
+
+#: ``x-ratelimit-*`` series (``RateLimitSnapshot`` keys, ``"tokens-minute"``) -> limit name
+#: (``"tokens_per_minute"``).
+HEADER_LIMIT_NAMES: dict[str, str] = {
+    f"{kind}-{unit}": f"{kind}_per_{unit}" for kind in ("requests", "tokens") for unit in ("minute", "hour", "day")
 }
 
 
