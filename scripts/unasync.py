@@ -40,7 +40,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\basettle\b", "settle"),
     (r"\barelease\b", "release"),
     (r"\basync_\b", "sync"),
-    (r"\bapause_remaining\b", "pause_remaining"),
+    (r"\basend_delay\b", "send_delay"),
     (r"\bapause\b", "pause"),
     (r"\bacall_hook\b", "call_hook"),
 ]
