@@ -1,0 +1,268 @@
+"""Context caps: make a request fit the model's window for the tier of the key, before it is sent.
+
+Cerebras rejects a request whose prompt plus ``max_completion_tokens`` exceeds the window (8,192
+tokens on the free tier; 131,072 on PayGo for gpt-oss-120b and zai-glm-4.7), and reserves the whole
+``max_completion_tokens`` against tokens-per-minute. ``plan_context`` is a pure function: it
+validates ``max_completion_tokens``, fills in a per-model default when the request has none, and
+applies the overflow policy (``"raise"``, ``"trim_history"`` or ``"shrink_completion"``).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from cerebras_paygo.catalog import ModelSpec, Tier
+from cerebras_paygo.context.estimator import TokenEstimator, shared_estimator
+from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
+from cerebras_paygo.wire import ChatCompletionRequest, Message
+
+__all__ = ["ContextOverflow", "ContextPlan", "plan_context"]
+
+ContextOverflow = Literal["raise", "trim_history", "shrink_completion"]
+_OVERFLOWS: tuple[str, ...] = get_args(ContextOverflow)
+_KEPT_ROLES = ("system", "developer")
+
+# Requests made by plan_context whose max_completion_tokens is a default we chose (not the
+# caller's): planning one again, e.g. for the free tier after a 402 fallback, re-derives the default.
+_DEFAULTED: weakref.WeakValueDictionary[int, ChatCompletionRequest] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """A request that fits, and what was done to it.
+
+    Attributes:
+        request: a copy of the caller's request with ``max_completion_tokens`` set and messages maybe trimmed.
+        prompt_tokens: the (calibrated) prompt estimate of that copy; pass it to ``TokenEstimator.observe``.
+        max_completion_tokens: what the copy asks for (and what the rate limiter must reserve).
+        window: the context window the plan was made for.
+        dropped_messages: how many of the oldest messages ``trim_history`` dropped.
+        completion_defaulted: ``max_completion_tokens`` is the model's default, not the caller's.
+    """
+
+    request: ChatCompletionRequest
+    prompt_tokens: int
+    max_completion_tokens: int
+    window: int
+    dropped_messages: int = 0
+    completion_defaulted: bool = False
+
+    @property
+    def reserved_tokens(self) -> int:
+        """Prompt estimate plus ``max_completion_tokens``: what a request reserves against TPM."""
+        return self.prompt_tokens + self.max_completion_tokens
+
+
+def plan_context(
+    request: ChatCompletionRequest,
+    spec: ModelSpec,
+    tier: Tier,
+    *,
+    estimator: TokenEstimator | None = None,
+    overflow: ContextOverflow = "raise",
+    window: int | None = None,
+    min_completion_tokens: int = 256,
+) -> ContextPlan:
+    """Fit ``request`` into the context window of ``spec`` for ``tier``, before any request is sent.
+
+    Always plan from the caller's request; when the key (and so the tier) changes, plan it again
+    with the new tier. A request returned by an earlier plan also works: a default
+    ``max_completion_tokens`` it got is chosen again for the new tier.
+
+    Args:
+        request: the request as the caller built it; it is never mutated.
+        spec: the model's catalog entry (window, output cap and default completion per tier).
+        tier: the tier of the API key in use (``"paygo"`` or ``"free"``).
+        estimator: the token estimator (default: ``shared_estimator()``).
+        overflow: what to do when prompt plus completion exceed the window: ``"raise"``,
+            ``"trim_history"`` (drop the oldest turns; system/developer messages, the last user
+            turn and everything after it stay, and tool calls leave with their results), or
+            ``"shrink_completion"`` (lower ``max_completion_tokens`` down to ``min_completion_tokens``).
+        window: overrides ``spec.window(tier)``.
+        min_completion_tokens: the smallest completion a default or shrunk ``max_completion_tokens``
+            may be lowered to.
+
+    Returns:
+        A ``ContextPlan`` whose ``request`` fits the window by the estimate.
+
+    Raises:
+        ConfigurationError: ``max_completion_tokens`` is zero, negative or above the model's output
+            cap for the tier; or an argument of this function is invalid.
+        ContextWindowExceededError: (``local=True``, with ``current_length`` and ``limit``) the
+            request cannot be made to fit under the chosen policy.
+    """
+    if overflow not in _OVERFLOWS:
+        raise ConfigurationError(
+            f"context_overflow must be one of {', '.join(map(repr, _OVERFLOWS))}, not {overflow!r}"
+        )
+    if min_completion_tokens < 1:
+        raise ConfigurationError(f"min_completion_tokens must be at least 1, not {min_completion_tokens!r}")
+    limit = spec.window(tier) if window is None else window
+    if not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(f"window must be a positive number of tokens, not {limit!r}")
+    estimator = estimator if estimator is not None else shared_estimator()
+
+    requested = _requested_completion(request)
+    cap = spec.output_cap(tier)
+    if requested is not None:
+        if requested <= 0:
+            raise ConfigurationError(f"max_completion_tokens must be a positive number of tokens, not {requested}")
+        if requested > cap:
+            raise ConfigurationError(
+                f"max_completion_tokens={requested:,} is above the {cap:,}-token output cap of {spec.id!r} "
+                f"on the {tier} tier; pass at most {cap:,}"
+            )
+
+    messages = list(request.messages)
+    breakdown = estimator.breakdown(request)
+    costs = list(breakdown.messages)
+    factor = estimator.factor(request.model)
+
+    def prompt_of(raw: float) -> int:
+        return math.ceil(raw * factor - 1e-9)
+
+    # The completion that must fit: the caller's value, or (for a default) the floor it may drop to.
+    if requested is None:
+        default = min(spec.default_completion(tier), cap)
+        needed = min(min_completion_tokens, default)
+    else:
+        default = requested
+        needed = requested if overflow != "shrink_completion" else min(min_completion_tokens, requested)
+
+    raw_total = breakdown.fixed + sum(costs)
+    dropped = 0
+    if prompt_of(raw_total) + needed > limit and overflow == "trim_history":
+        messages, raw_total, dropped = _trim(
+            messages, costs, breakdown.fixed, lambda raw: prompt_of(raw) + needed <= limit
+        )
+
+    prompt = prompt_of(raw_total)
+    if prompt + needed > limit:
+        raise _exceeded(request, spec, tier, overflow, prompt, needed, requested, limit, dropped, len(messages))
+
+    completion = default if requested is not None and overflow != "shrink_completion" else min(default, limit - prompt)
+    planned = _copy(request, messages, completion)
+    if requested is None:
+        _DEFAULTED[id(planned)] = planned
+    return ContextPlan(
+        request=planned,
+        prompt_tokens=estimator.calibrated(request.model, raw_total),
+        max_completion_tokens=completion,
+        window=limit,
+        dropped_messages=dropped,
+        completion_defaulted=requested is None,
+    )
+
+
+def _requested_completion(request: ChatCompletionRequest) -> int | None:
+    if _DEFAULTED.get(id(request)) is request:
+        return None  # our own default from an earlier plan: choose it again for this tier
+    if request.max_completion_tokens is not None:
+        return int(request.max_completion_tokens)
+    legacy = (request.model_extra or {}).get("max_tokens")  # deprecated alias
+    if legacy is None:
+        return None
+    if isinstance(legacy, bool) or not isinstance(legacy, int):
+        raise ConfigurationError(f"max_tokens must be an integer, not {legacy!r}")
+    return legacy
+
+
+def _copy(request: ChatCompletionRequest, messages: list[Message], completion: int) -> ChatCompletionRequest:
+    planned = request.model_copy(update={"messages": messages, "max_completion_tokens": completion})
+    extra = planned.__pydantic_extra__
+    if extra and "max_tokens" in extra:  # the copy carries the value as max_completion_tokens only
+        del extra["max_tokens"]
+        planned.__pydantic_fields_set__ = set(planned.model_fields_set) - {"max_tokens"}
+    return planned
+
+
+def _units(messages: list[Message]) -> list[list[int]]:
+    """Droppable units of ``messages`` (lists of indices, oldest first).
+
+    The kept tail is the last user message and everything after it (or, without a user message,
+    the last assistant message and what follows it). Before it, a unit is a user message with the
+    assistant and tool messages that follow it, so an assistant's tool calls always leave together
+    with their results; messages before the first user message form units of their own (an
+    assistant message with its tool results, or orphan tool results). System and developer
+    messages are in no unit: they are always kept.
+    """
+    tail = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if tail is None:
+        tail = len(messages)
+        while tail > 0 and messages[tail - 1].role in (*_KEPT_ROLES, "tool"):
+            tail -= 1
+        tail = max(tail - 1, 0)
+    units: list[list[int]] = []
+    for index in range(tail):
+        role = messages[index].role
+        if role in _KEPT_ROLES:
+            continue
+        if units and (role == "tool" or (role == "assistant" and messages[units[-1][0]].role == "user")):
+            units[-1].append(index)  # the turn goes on; tool results stay with their call
+        else:
+            units.append([index])
+    return units
+
+
+def _trim(
+    messages: list[Message],
+    costs: list[float],
+    fixed: float,
+    fits: Callable[[float], bool],
+) -> tuple[list[Message], float, int]:
+    """Drop the oldest units until ``fits(raw_total)``; return the kept messages, their raw total, the count dropped."""
+    raw_total = fixed + sum(costs)
+    dropped: set[int] = set()
+    for unit in _units(messages):
+        if fits(raw_total):
+            break
+        dropped.update(unit)
+        raw_total -= sum(costs[index] for index in unit)
+    kept = [message for index, message in enumerate(messages) if index not in dropped]
+    return kept, raw_total, len(dropped)
+
+
+def _exceeded(
+    request: ChatCompletionRequest,
+    spec: ModelSpec,
+    tier: Tier,
+    overflow: ContextOverflow,
+    prompt: int,
+    completion: int,
+    requested: int | None,
+    limit: int,
+    dropped: int,
+    kept: int,
+) -> ContextWindowExceededError:
+    total = prompt + completion
+    if requested is None:
+        what = f"the smallest default max_completion_tokens ({completion:,})"
+    elif overflow == "shrink_completion":
+        what = f"max_completion_tokens shrunk to its floor ({completion:,})"
+    else:
+        what = f"max_completion_tokens ({completion:,})"
+    if overflow == "trim_history":
+        done = f" even after dropping {dropped} older message(s) ({kept} kept: system/developer and the last turn)"
+    elif overflow == "shrink_completion":
+        done = " even after shrinking max_completion_tokens"
+    else:
+        done = ""
+    message = (
+        f"the prompt of about {prompt:,} tokens (estimate) plus {what} does not fit the {limit:,}-token "
+        f"context window of {spec.id!r} on the {tier} tier{done}. Current length is {total} while limit is {limit}. "
+        "Ways out: shorten the prompt, pass a smaller max_completion_tokens, or set "
+        'context_overflow="trim_history" (drop the oldest turns) or "shrink_completion" '
+        "(lower max_completion_tokens to fit)."
+    )
+    return ContextWindowExceededError(
+        message,
+        current_length=total,
+        limit=limit,
+        local=True,
+        code="context_length_exceeded",
+        param="messages",
+    )

@@ -1,0 +1,374 @@
+"""TokenEstimator: the heuristic, template overhead, exact counters, calibration, thread safety."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cerebras_paygo.context import (
+    DEFAULT_PROFILES,
+    GENERIC_PROFILE,
+    TokenEstimator,
+    heuristic_tokens,
+    shared_estimator,
+)
+from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, error_from_response
+from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
+
+MODEL = "gpt-oss-120b"
+
+
+def request(*messages: Message, model: str = MODEL, **fields: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest(model=model, messages=list(messages), **fields)
+
+
+def user(text: str) -> Message:
+    return Message(role="user", content=text)
+
+
+def word_counter(text: str) -> int:
+    return len(text.split())
+
+
+# --- the heuristic ---------------------------------------------------------------------------
+
+
+def test_heuristic_is_in_the_right_range() -> None:
+    assert heuristic_tokens("") == 0.0
+    assert heuristic_tokens("Hi") == 1.0  # at least one token for any text
+    prose = "Can you summarize the main differences between TCP and UDP for a networking class? Keep it short."
+    assert 18 <= heuristic_tokens(prose) <= 26  # o200k: 21
+    code = "def add(a: int, b: int) -> int:\n    return a + b\n"
+    assert 12 <= heuristic_tokens(code) <= 22  # o200k: 17
+    assert 3 <= heuristic_tokens("12345678901") <= 6  # digits go in groups of three
+    long_prose = " ".join(["the quick brown fox jumps over the lazy dog"] * 200)
+    assert 1600 <= heuristic_tokens(long_prose) <= 2200  # o200k: 1800
+
+
+def test_heuristic_handles_any_unicode() -> None:
+    assert heuristic_tokens("日本語のテキスト") >= 4
+    assert heuristic_tokens("Привет, как дела?") >= 4
+    assert heuristic_tokens("emoji 🎉🎉") >= 3
+    assert heuristic_tokens("lone surrogate \ud800 here") >= 3  # no UnicodeEncodeError
+
+
+def test_count_text_rounds_up_and_is_zero_for_empty() -> None:
+    estimator = TokenEstimator()
+    assert estimator.count_text("") == 0
+    assert estimator.count_text("hello world") == math.ceil(heuristic_tokens("hello world"))
+
+
+# --- what a request costs --------------------------------------------------------------------
+
+
+def test_template_overhead_per_request_and_message() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    profile = DEFAULT_PROFILES["gpt-oss"]
+    one = estimator.breakdown(request(user("a b c")))
+    assert one.fixed == profile.request
+    assert one.messages == (profile.message + 3,)
+    two = estimator.breakdown(request(Message(role="system", content="x y"), user("a b c")))
+    assert two.total == profile.request + 2 * profile.message + 5
+    assert estimator.estimate_request(request(user("a b c"))) == profile.request + profile.message + 3
+
+
+def test_profiles_by_model_prefix() -> None:
+    estimator = TokenEstimator()
+    assert estimator.profile("gpt-oss-120b") is DEFAULT_PROFILES["gpt-oss"]
+    assert estimator.profile("zai-glm-4.7") is DEFAULT_PROFILES["zai-glm"]
+    assert estimator.profile("some-new-model") is GENERIC_PROFILE
+    custom = TokenEstimator(profiles={"some-new": DEFAULT_PROFILES["qwen"]})
+    assert custom.profile("some-new-model") is DEFAULT_PROFILES["qwen"]
+
+
+def test_tools_and_response_format_are_counted() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    profile = DEFAULT_PROFILES["gpt-oss"]
+    base = estimator.raw_estimate(request(user("hello")))
+    tool = {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "Weather in a city", "parameters": {"type": "object"}},
+    }
+    with_tools = estimator.raw_estimate(request(user("hello"), tools=[tool, tool]))
+    assert with_tools - base >= profile.tools + 2 * profile.tool + 2 * 5
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {}}}}
+    with_schema = estimator.raw_estimate(request(user("hello"), response_format=schema))
+    assert with_schema - base >= profile.response_format + 4
+    text_format = estimator.raw_estimate(request(user("hello"), response_format={"type": "text"}))
+    assert text_format == base
+
+
+def test_names_tool_calls_parts_and_tool_results_are_counted() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    profile = DEFAULT_PROFILES["gpt-oss"]
+    call = ToolCall(id="c1", function=FunctionCall(name="lookup", arguments='{"q": "a b"}'))
+    breakdown = estimator.breakdown(
+        request(
+            Message(role="user", content=[{"type": "text", "text": "one two"}, {"type": "text", "text": "three"}]),
+            Message(role="user", content="hi", name="alice"),
+            Message(role="assistant", content=None, tool_calls=[call]),
+            Message(role="tool", content="result words here", tool_call_id="c1"),
+        )
+    )
+    parts, named, calling, result = breakdown.messages
+    assert parts == profile.message + 3
+    assert named == profile.message + 1 + profile.name + 1
+    assert calling == profile.message + profile.tool_call + 1 + 3
+    assert result == profile.message + profile.tool_result + 3
+
+
+def test_reasoning_counts_only_in_the_current_turn_unless_kept() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    old = Message(role="assistant", content="done", reasoning="r " * 50)
+    current = Message(role="assistant", content="calling", reasoning="s " * 7)
+    messages = (user("q1"), old, user("q2"), current)
+    cleared = estimator.breakdown(request(*messages)).messages
+    assert cleared[1] == estimator.breakdown(request(Message(role="assistant", content="done"))).messages[0]
+    assert cleared[3] - cleared[1] == 7  # the current turn's reasoning is sent back
+    kept = estimator.breakdown(request(*messages, clear_thinking=False)).messages
+    assert kept[1] - cleared[1] == 50
+
+
+def test_heuristic_estimate_is_conservative_before_calibration() -> None:
+    estimator = TokenEstimator()
+    text = "Please explain how a token bucket rate limiter works, with an example."
+    raw = estimator.raw_estimate(request(user(text)))
+    assert estimator.estimate_request(request(user(text))) == math.ceil(raw * 1.2)
+
+
+# --- exact counters --------------------------------------------------------------------------
+
+
+def test_callable_counter_is_used_exactly() -> None:
+    seen: list[str] = []
+
+    def counter(text: str) -> int:
+        seen.append(text)
+        return 7
+
+    estimator = TokenEstimator(counter=counter)
+    assert estimator.exact
+    assert estimator.count_text("whatever it says") == 7
+    assert seen == ["whatever it says"]
+    profile = DEFAULT_PROFILES["gpt-oss"]
+    assert estimator.estimate_request(request(user("x"), user("y"))) == profile.request + 2 * (profile.message + 7)
+    assert estimator.factor(MODEL) == 1.0  # no safety margin on an exact count before calibration
+
+
+def test_tokenizer_file_needs_the_optional_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text("{}", "utf-8")
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match="pip install tokenizers"):
+        TokenEstimator(counter=path)
+
+
+def test_tokenizer_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        TokenEstimator(counter=str(tmp_path / "missing.json"))
+
+
+def test_tokenizer_file_is_loaded_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text("{}", "utf-8")
+    loaded: list[str] = []
+
+    class FakeTokenizer:
+        @classmethod
+        def from_file(cls, location: str) -> FakeTokenizer:
+            loaded.append(location)
+            return cls()
+
+        def encode(self, text: str, add_special_tokens: bool = True) -> Any:
+            assert add_special_tokens is False
+            return types.SimpleNamespace(ids=list(range(len(text))))
+
+    monkeypatch.setitem(sys.modules, "tokenizers", types.SimpleNamespace(Tokenizer=FakeTokenizer))
+    estimator = TokenEstimator(counter=path)
+    assert loaded == [str(path)]
+    assert estimator.count_text("abcd") == 4
+
+
+def test_tokenizer_file_that_does_not_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text("not json", "utf-8")
+
+    class Broken:
+        @classmethod
+        def from_file(cls, location: str) -> Any:
+            raise RuntimeError("bad file")
+
+    monkeypatch.setitem(sys.modules, "tokenizers", types.SimpleNamespace(Tokenizer=Broken))
+    with pytest.raises(ConfigurationError, match="cannot load tokenizer file"):
+        TokenEstimator(counter=path)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"counter": 42}, {"quantile": 1.0}, {"quantile": 0.2}, {"halflife": 0}, {"prior_factor": 0}],
+)
+def test_bad_arguments(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        TokenEstimator(**kwargs)
+
+
+# --- calibration -----------------------------------------------------------------------------
+
+_VOCAB_TEXT = (
+    "the a an of to in is it that for on with as was by be this are or from at which not have has "
+    "rate limiter token bucket window context prompt completion reservation server client request "
+    "internationalization configuration asynchronous implementation 2026 404 3.14159 foo_bar(x) "
+    "{'key': [1, 2]} naïve café Größe"
+)
+_VOCAB = _VOCAB_TEXT.split()
+
+
+def _random_text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(_VOCAB) for _ in range(n))
+
+
+def _other_rule(req: ChatCompletionRequest) -> int:
+    """A different tokenizer (one token per 2 characters of each word) behind a harmony-like template."""
+    total = 50
+    for message in req.messages:
+        total += 4 + sum(math.ceil(len(word) / 2) for word in message.text().split())
+    return total
+
+
+def test_calibration_reduces_the_error_and_stays_conservative() -> None:
+    rng = random.Random(7)
+    estimator, uncalibrated = TokenEstimator(), TokenEstimator()
+    seen: list[tuple[int, int, int]] = []  # (calibrated estimate, prior-only estimate, actual)
+    for _ in range(300):
+        req = request(*(user(_random_text(rng, rng.randint(5, 120))) for _ in range(rng.randint(1, 6))))
+        estimate = estimator.estimate_request(req)
+        actual = _other_rule(req)
+        seen.append((estimate, uncalibrated.estimate_request(req), actual))
+        estimator.observe(MODEL, estimate, actual)
+
+    def error(pairs: list[tuple[int, int]]) -> float:  # token-weighted relative error
+        return sum(abs(e - a) for e, a in pairs) / sum(a for _, a in pairs)
+
+    last = seen[-100:]
+    before = error([(prior, actual) for _, prior, actual in last])
+    after = error([(estimate, actual) for estimate, _, actual in last])
+    assert after < before / 2, (before, after)
+    assert after < 0.15
+    assert sum(prior < actual for _, prior, actual in last) >= 95  # the prior under-counts this tokenizer ...
+    assert sum(estimate < actual for estimate, _, actual in last) <= 10  # ... a high quantile rarely does
+    stats = estimator.calibration(MODEL)
+    assert stats.observations == 300
+    assert stats.factor > stats.mean_ratio > 1.5  # this rule counts more than the heuristic
+
+
+def test_calibration_is_per_model() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    req = request(user("a b c d e f g h"))
+    estimate = estimator.estimate_request(req)
+    for _ in range(20):
+        estimator.observe(MODEL, estimate, 2 * estimate)
+    assert estimator.factor(MODEL) > 1.9
+    assert estimator.factor("zai-glm-4.7") == 1.0
+    assert estimator.estimate_request(req) > 1.9 * estimate
+
+
+def test_observe_inverts_the_factor_used() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    req = request(user("one two three"))
+    raw = estimator.raw_estimate(req)
+    for _ in range(30):  # the factor moves while we observe; the ratio must stay actual / raw
+        estimate = estimator.estimate_request(req)
+        estimator.observe(MODEL, estimate, int(raw * 1.5))
+    stats = estimator.calibration(MODEL)
+    assert stats.mean_ratio == pytest.approx(1.5, rel=0.02)
+    estimator.observe(MODEL, 10_000, int(10_000 / stats.factor))  # unknown estimate: current factor assumed
+    assert estimator.calibration(MODEL).observations == 31
+
+
+def test_observe_ignores_empty_counts_and_reset_forgets() -> None:
+    estimator = TokenEstimator()
+    estimator.observe(MODEL, 0, 100)
+    estimator.observe(MODEL, 100, 0)
+    assert estimator.calibration(MODEL).observations == 0
+    estimator.observe(MODEL, 100, 80)
+    estimator.observe("zai-glm-4.7", 100, 80)
+    assert estimator.calibration(MODEL).observations == 1
+    estimator.reset(MODEL)
+    assert estimator.calibration(MODEL).observations == 0
+    assert estimator.calibration("zai-glm-4.7").observations == 1
+    estimator.reset()
+    assert estimator.calibration("zai-glm-4.7").observations == 0
+    assert estimator.factor(MODEL) == 1.2
+
+
+def test_observe_context_error_uses_the_server_lengths() -> None:
+    estimator = TokenEstimator(counter=word_counter)
+    req = request(user("w " * 5000))
+    estimate = estimator.estimate_request(req)
+    body = {
+        "message": "Please reduce the length of the messages or completion. Current length is 9000 while limit is 8192",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    err = error_from_response(400, body)
+    assert isinstance(err, ContextWindowExceededError)
+    actual = estimator.observe_context_error(MODEL, err, estimate, 2048)
+    assert actual == 9000 - 2048
+    stats = estimator.calibration(MODEL)
+    assert stats.observations == 1
+    assert stats.mean_ratio == pytest.approx((9000 - 2048) / estimator.raw_estimate(req))
+
+
+def test_observe_context_error_ignores_local_and_lengthless_errors() -> None:
+    estimator = TokenEstimator()
+    local = ContextWindowExceededError("x", current_length=9000, limit=8192, local=True)
+    assert estimator.observe_context_error(MODEL, local, 5000, 2048) is None
+    bare = ContextWindowExceededError("context too long")
+    assert estimator.observe_context_error(MODEL, bare, 5000, 2048) is None
+    tiny = ContextWindowExceededError("Current length is 100 while limit is 50")
+    assert estimator.observe_context_error(MODEL, tiny, 5000, 2048) is None
+    assert estimator.calibration(MODEL).observations == 0
+
+
+# --- sharing ---------------------------------------------------------------------------------
+
+
+def test_shared_estimator_is_one_per_process() -> None:
+    assert shared_estimator() is shared_estimator()
+    assert isinstance(shared_estimator(), TokenEstimator)
+
+
+def test_thread_safety_smoke() -> None:
+    estimator = TokenEstimator()
+    failures: list[BaseException] = []
+    threads_n, rounds = 8, 300
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(rounds):
+                model = MODEL if i % 2 else "zai-glm-4.7"
+                req = request(user(_random_text(rng, rng.randint(1, 40))), model=model)
+                estimate = estimator.estimate_request(req)
+                estimator.observe(model, estimate, _other_rule(req))
+                estimator.factor(model)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    total = estimator.calibration(MODEL).observations + estimator.calibration("zai-glm-4.7").observations
+    assert total == threads_n * rounds
+    assert 0.5 < estimator.factor(MODEL) < 2.5
