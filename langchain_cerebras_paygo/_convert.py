@@ -26,7 +26,9 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.messages import content as types
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+from langchain_core.messages.block_translators import register_translator
 from langchain_core.messages.block_translators.openai import convert_to_openai_data_block
 from langchain_core.messages.content import is_data_content_block
 from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
@@ -56,10 +58,8 @@ __all__ = [
     "usage_to_metadata",
 ]
 
-#: ``response_metadata["model_provider"]``. No translator is registered under this name, so
-#: ``content_blocks`` uses langchain-core's best-effort parser, which turns
-#: ``additional_kwargs["reasoning_content"]`` into a ``reasoning`` block and keeps text and tool
-#: calls (the ``"openai"`` translator would drop the reasoning).
+#: ``response_metadata["model_provider"]``: selects the content-block translator registered at the
+#: end of this module (the ``"openai"`` one would drop the reasoning).
 MODEL_PROVIDER = "cerebras"
 
 _Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -408,3 +408,68 @@ class StreamAssembler:
         """What is still held when the stream ends without a ``CallInfo``."""
         held, self._held = self._held, None
         return [] if held is None else [held]
+
+
+# --- content blocks (langchain-core v1) ------------------------------------------------------
+
+
+def _leading_blocks(message: AIMessage) -> list[types.ContentBlock]:
+    if not isinstance(message.content, str):
+        # List content was not produced by us (user-built history); use core's best-effort parser.
+        raise NotImplementedError
+    blocks: list[types.ContentBlock] = []
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        blocks.append({"type": "reasoning", "reasoning": reasoning})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
+def _call_blocks(message: AIMessage) -> list[types.ContentBlock]:
+    blocks: list[types.ContentBlock] = [
+        {"type": "tool_call", "id": call.get("id"), "name": call["name"], "args": call["args"]}
+        for call in message.tool_calls
+    ]
+    blocks.extend(
+        {
+            "type": "invalid_tool_call",
+            "id": call.get("id"),
+            "name": call.get("name"),
+            "args": call.get("args"),
+            "error": call.get("error"),
+        }
+        for call in message.invalid_tool_calls
+    )
+    return blocks
+
+
+def translate_content(message: AIMessage) -> list[types.ContentBlock]:
+    """Standard content blocks of a ChatCerebras message: reasoning, text, tool calls."""
+    return _leading_blocks(message) + _call_blocks(message)
+
+
+def translate_content_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
+    """Standard content blocks of a stream chunk.
+
+    Tool-call chunks get ``"lc_tc_<n>"`` indexes: langchain-core numbers the other blocks of a v1
+    stream ``0, 1, ...`` by position, and a tool call's own index 0 would otherwise merge into
+    the reasoning or text block 0 when the stream is aggregated.
+    """
+    blocks = _leading_blocks(chunk)
+    if chunk.chunk_position == "last":
+        return blocks + _call_blocks(chunk)
+    for part in chunk.tool_call_chunks:
+        block: types.ToolCallChunk = {
+            "type": "tool_call_chunk",
+            "id": part.get("id"),
+            "name": part.get("name"),
+            "args": part.get("args"),
+        }
+        if (index := part.get("index")) is not None:
+            block["index"] = f"lc_tc_{index}"
+        blocks.append(block)
+    return blocks
+
+
+register_translator(MODEL_PROVIDER, translate_content, translate_content_chunk)

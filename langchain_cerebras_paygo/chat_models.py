@@ -13,8 +13,9 @@ import os
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -60,6 +61,7 @@ _LEGACY_NAMES = {
 }
 
 _ToolChoice = dict[str, Any] | str | bool | None
+_T = TypeVar("_T")
 
 
 class ChatCerebras(BaseChatModel):
@@ -411,11 +413,12 @@ class ChatCerebras(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
         assembler = StreamAssembler(request.model)
-        for item in self.cerebras_client.stream(request):
-            for chunk in assembler.feed(item):
-                if run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        with _closing(self.cerebras_client.stream(request)) as items:
+            for item in items:
+                for chunk in assembler.feed(item):
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
         yield from assembler.close()
 
     async def _astream(
@@ -427,11 +430,12 @@ class ChatCerebras(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
         assembler = StreamAssembler(request.model)
-        async for item in self.cerebras_client.astream(request):
-            for chunk in assembler.feed(item):
-                if run_manager:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        async with _aclosing(self.cerebras_client.astream(request)) as items:
+            async for item in items:
+                for chunk in assembler.feed(item):
+                    if run_manager:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
         for chunk in assembler.close():
             yield chunk
 
@@ -567,6 +571,28 @@ class ChatCerebras(BaseChatModel):
         parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
         parser_with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
         return RunnableMap(raw=llm) | parser_with_fallback
+
+
+@contextmanager
+def _closing(items: Iterator[_T]) -> Iterator[Iterator[_T]]:
+    """Close the core's stream when the consumer stops early, so its booking is settled at once."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
+
+
+@asynccontextmanager
+async def _aclosing(items: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """Async ``_closing``."""
+    try:
+        yield items
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if callable(aclose):
+            await aclose()
 
 
 def _format_tool(tool: Any, *, strict: bool | None = None) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def test_key_from_env_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert llm.lc_secrets == {"api_key": "CEREBRAS_API_KEY"}
 
 
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
 def test_serialization_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CEREBRAS_API_KEY", SECRET)
     llm = ChatCerebras(
