@@ -120,7 +120,8 @@ def plan_context(
     messages = list(request.messages)
     breakdown = estimator.breakdown(request)
     costs = list(breakdown.messages)
-    factor = estimator.factor(request.model)
+    key = spec.id  # calibration is per canonical model id (the gateway observes under spec.id too)
+    factor = estimator.factor(key)
 
     def prompt_of(raw: float) -> int:
         return math.ceil(raw * factor - 1e-9)
@@ -150,7 +151,7 @@ def plan_context(
         _DEFAULTED[id(planned)] = planned
     return ContextPlan(
         request=planned,
-        prompt_tokens=estimator.calibrated(request.model, raw_total),
+        prompt_tokens=estimator.calibrated(key, raw_total),
         max_completion_tokens=completion,
         window=limit,
         dropped_messages=dropped,
