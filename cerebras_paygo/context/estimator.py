@@ -379,13 +379,16 @@ class TokenEstimator:
         variance = (n * state.var + _PRIOR_WEIGHT * self.prior_sd**2) / (n + _PRIOR_WEIGHT)
         return math.sqrt(variance)
 
-    def calibrated(self, model: str, raw: float, *, remember: bool = True) -> int:
-        """``raw`` times the model's current factor, rounded up; remembered so ``observe`` can invert it."""
+    def calibrated(self, model: str, raw: float, *, factor: float | None = None, remember: bool = True) -> int:
+        """``raw`` times the model's current factor (or ``factor``), rounded up.
+
+        The pair is remembered so that ``observe`` can tell the raw estimate behind an estimate.
+        """
         if raw <= 0:
             return 0
         with self._lock:
             state = self._state.get(model)
-            estimate = math.ceil(raw * self._factor_locked(state) - 1e-9)
+            estimate = math.ceil(raw * (self._factor_locked(state) if factor is None else factor) - 1e-9)
             if remember:
                 if state is None:
                     state = self._state[model] = _Calibration()

@@ -151,7 +151,7 @@ def plan_context(
         _DEFAULTED[id(planned)] = planned
     return ContextPlan(
         request=planned,
-        prompt_tokens=estimator.calibrated(key, raw_total),
+        prompt_tokens=estimator.calibrated(key, raw_total, factor=factor),  # the factor the checks used
         max_completion_tokens=completion,
         window=limit,
         dropped_messages=dropped,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -200,6 +201,20 @@ def test_window_override() -> None:
     plan = plan_context(req(user(10)), GPT, "paygo", estimator=exact(), window=1000)
     assert plan.window == 1000
     assert plan.max_completion_tokens == 1000 - prompt_of(user(10))
+
+
+def test_calibration_is_keyed_by_the_canonical_model_id() -> None:
+    entry = next(dict(m) for m in CATALOG.as_dict()["models"] if m["id"] == "gpt-oss-120b")
+    spec = Catalog({"models": [{**entry, "aliases": ["oss"]}]}).get("oss")
+    assert spec.id == "gpt-oss-120b"
+    estimator = exact()
+    request = req(user(100), model="oss")
+    raw = estimator.raw_estimate(request)
+    for _ in range(30):  # the gateway observes under spec.id
+        estimator.observe(spec.id, estimator.calibrated(spec.id, raw), round(2 * raw))
+    plan = plan_context(request, spec, "paygo", estimator=estimator)
+    assert plan.prompt_tokens >= 2 * raw
+    assert plan.prompt_tokens == math.ceil(raw * estimator.factor(spec.id) - 1e-9)
 
 
 def test_uses_the_shared_estimator_by_default() -> None:
