@@ -28,6 +28,7 @@ from langchain_core.utils import secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from typing_extensions import Self
 
 from cerebras_paygo.gateway import CerebrasClient
 from cerebras_paygo.payment import PaymentPolicy
@@ -61,6 +62,7 @@ _LEGACY_NAMES = {
 }
 
 _ToolChoice = dict[str, Any] | str | bool | None
+_BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
 _T = TypeVar("_T")
 
 
@@ -186,7 +188,6 @@ class ChatCerebras(BaseChatModel):
     """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
 
     _client: CerebrasClient | None = PrivateAttr(default=None)
-    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -314,7 +315,7 @@ class ChatCerebras(BaseChatModel):
         built = self._client
         if built is not None:
             return built
-        with self._client_lock:
+        with _BUILD_LOCK:
             if self._client is None:
                 self._client = self._build_client()
             return self._client
@@ -341,6 +342,30 @@ class ChatCerebras(BaseChatModel):
             default_headers=self.default_headers,
             integration=INTEGRATION_NAME,
         )
+
+    # A copy may get other settings (``model_copy(update=...)``), so it builds its own client; an
+    # explicit ``client`` and the HTTP clients stay shared; pickling leaves the built client out.
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._client = None
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        if self._client is not None:
+            memo[id(self._client)] = None
+        for shared in (self.client, self.http_client, self.http_async_client):
+            if shared is not None:
+                memo[id(shared)] = shared
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_client": None}
+        return state
 
     def close(self) -> None:
         """Close the HTTP connections of a client this instance built (a shared ``client`` stays open)."""

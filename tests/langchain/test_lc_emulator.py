@@ -20,9 +20,11 @@ from pydantic import BaseModel
 
 from cerebras_paygo import (
     AuthenticationError,
+    BudgetExceededError,
     ContextWindowExceededError,
     ModelRetiredError,
     PaymentRequiredError,
+    StreamInterruptedError,
 )
 from cerebras_paygo.context import TokenEstimator
 from cerebras_paygo.emulator import AutoRecharge, OrgConfig
@@ -311,3 +313,32 @@ async def test_the_key_never_shows(emulator: Any, caplog: pytest.LogCaptureFixtu
     for text in texts:
         assert key not in text
         assert "csk-wrong-but-secret-999" not in text
+
+
+# --- more paths through the core ---------------------------------------------------------------
+
+
+def test_budget_refuses_before_sending(emulator: Any) -> None:
+    llm = llm_for(emulator, max_spend_usd=1e-7)
+    with pytest.raises(BudgetExceededError):
+        llm.invoke("hello")
+    assert chat_requests(emulator) == 0
+
+
+def test_streaming_flag_routes_invoke_through_the_stream(emulator: Any) -> None:
+    llm = llm_for(emulator, streaming=True)
+    message = llm.invoke("hello")
+    assert emulator.stats()["streams"] == 1
+    assert message.usage_metadata is not None and message.response_metadata["cost_usd"] > 0
+    no_usage = asyncio.run(collect(llm_for(emulator).stream("hello", stream_usage=False)))
+    assert no_usage.response_metadata["finish_reason"]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_stream_broken_after_content_is_a_typed_error(emulator: Any, use_async: bool) -> None:
+    emulator.set_faults(drop_after_chunks=4)
+    llm = llm_for(emulator)
+    with pytest.raises(StreamInterruptedError) as info:
+        await collect(llm.astream("tell me a story") if use_async else llm.stream("tell me a story"))
+    assert info.value.delivered_chunks > 0
+    assert emulator.stats()["requests"] == 1, "a stream that delivered tokens is not retried"

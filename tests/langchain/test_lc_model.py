@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import warnings
 
 import pydantic
@@ -218,3 +220,18 @@ def test_token_counting_uses_the_core_estimator() -> None:
     assert llm.get_num_tokens_from_messages([HumanMessage("hi"), AIMessage("hello")]) == (
         llm.cerebras_client.estimate_tokens(request)
     )
+
+
+def test_copies_and_pickles_do_not_share_a_built_client() -> None:
+    llm = ChatCerebras(api_key=SECRET)
+    built = llm.cerebras_client
+    updated = llm.model_copy(update={"base_url": "http://127.0.0.1:9"})
+    assert updated.cerebras_client is not built
+    assert updated.cerebras_client.settings.base_url == "http://127.0.0.1:9/v1"
+    deep = copy.deepcopy(llm)
+    assert deep.cerebras_client is not built and deep.api_key == llm.api_key
+    restored = pickle.loads(pickle.dumps(llm))
+    assert restored._client is None
+    assert restored.api_key is not None and restored.api_key.get_secret_value() == SECRET
+    shared = CerebrasClient(api_key="k")
+    assert copy.deepcopy(ChatCerebras(client=shared)).cerebras_client is shared
