@@ -33,7 +33,7 @@ from typing_extensions import Self
 from cerebras_paygo.gateway import CerebrasClient
 from cerebras_paygo.payment import PaymentPolicy
 from cerebras_paygo.ratelimit import RateLimits
-from cerebras_paygo.settings import normalize_base_url
+from cerebras_paygo.settings import Settings, normalize_base_url
 from cerebras_paygo.wire import ChatCompletionRequest
 from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
 from langchain_cerebras_paygo._profiles import profile_for
@@ -55,11 +55,12 @@ INTEGRATION_NAME = "langchain-cerebras-paygo"
 # ``langchain_cerebras.ChatCerebras`` runs unchanged.
 _LEGACY_NAMES = {
     "cerebras_api_key": "api_key",
-    "openai_api_key": "api_key",
     "cerebras_api_base": "base_url",
-    "openai_api_base": "base_url",
     "http_client_async": "http_async_client",
 }
+# OpenAI settings are refused rather than mapped or sent on as request fields: an OpenAI key must
+# never reach Cerebras, not even inside a request body.
+_REFUSED_NAMES = frozenset({"openai_api_key", "openai_api_base", "openai_organization", "openai_proxy"})
 
 _ToolChoice = dict[str, Any] | str | bool | None
 _BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
@@ -198,6 +199,11 @@ class ChatCerebras(BaseChatModel):
         if not isinstance(values, dict):
             return values
         values = dict(values)
+        refused = _REFUSED_NAMES & set(values)
+        if refused:
+            raise ValueError(
+                f"ChatCerebras does not take {sorted(refused)}: pass api_key= (or set CEREBRAS_API_KEY) and base_url="
+            )
         for old, new in _LEGACY_NAMES.items():
             if old in values:
                 value = values.pop(old)
@@ -324,8 +330,9 @@ class ChatCerebras(BaseChatModel):
         http_client = self.http_client
         async_client = self.http_async_client
         if self.cerebras_proxy:
-            http_client = http_client or httpx.Client(proxy=self.cerebras_proxy)
-            async_client = async_client or httpx.AsyncClient(proxy=self.cerebras_proxy)
+            timeout = Settings(timeout=self.request_timeout).timeout
+            http_client = http_client or httpx.Client(proxy=self.cerebras_proxy, timeout=timeout)
+            async_client = async_client or httpx.AsyncClient(proxy=self.cerebras_proxy, timeout=timeout)
         base_url = self.base_url or os.environ.get("CEREBRAS_BASE_URL") or os.environ.get("CEREBRAS_API_BASE")
         return CerebrasClient(
             api_key=self.api_key,

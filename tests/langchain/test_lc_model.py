@@ -235,3 +235,15 @@ def test_copies_and_pickles_do_not_share_a_built_client() -> None:
     assert restored.api_key is not None and restored.api_key.get_secret_value() == SECRET
     shared = CerebrasClient(api_key="k")
     assert copy.deepcopy(ChatCerebras(client=shared)).cerebras_client is shared
+
+
+def test_proxy_clients_keep_the_timeout() -> None:
+    llm = ChatCerebras(api_key="k", cerebras_proxy="http://127.0.0.1:3128", timeout=7)
+    client = llm.cerebras_client
+    assert client._http_client is not None and client._http_client.timeout.read == 7
+    assert client._async_http_client is not None and client._async_http_client.timeout.read == 7
+
+
+def test_openai_settings_are_refused_not_forwarded() -> None:
+    with pytest.raises(pydantic.ValidationError, match="CEREBRAS_API_KEY"):
+        ChatCerebras(openai_api_key="sk-openai")
