@@ -30,11 +30,14 @@ from cerebras_paygo.wire import ChatCompletionRequest, RateLimitSnapshot, Usage
 if TYPE_CHECKING:
     from cerebras_paygo.gateway import CerebrasClient
 
-__all__ = ["Attempt", "CallInfo", "CallState", "Recovery", "Route"]
+__all__ = ["SEND_POLL_S", "Attempt", "CallInfo", "CallState", "Recovery", "Route"]
 
 logger = logging.getLogger("cerebras_paygo.gateway")
 
 _FREE = Prices(input=0.0, output=0.0)
+
+#: Longest nap of a booking waiting its turn; it re-reads its start after each (refunds move it).
+SEND_POLL_S = 0.1
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from cerebras_paygo._backends import asleep, monotonic
-from cerebras_paygo._call import Attempt, CallInfo, CallState
+from cerebras_paygo._call import SEND_POLL_S, Attempt, CallInfo, CallState
 from cerebras_paygo.errors import CerebrasError
 from cerebras_paygo.payment import acall_hook
 from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RateLimitSnapshot, Usage
@@ -52,9 +52,11 @@ async def _admit(state: CallState) -> Attempt:
         attempt = Attempt(route=route, plan=plan, reservation=reservation, probe=gate.probe, budget_token=budget_token)
         try:
             # The booking's own wait, then any 429 pause that began while it slept (with its spread).
+            # Short naps: tokens refunded by finished requests move this booking earlier.
             while (delay := await limiter.asend_delay(reservation)) > 0:
-                state.waited_s += delay
-                await asleep(delay)
+                nap = min(delay, SEND_POLL_S)
+                state.waited_s += nap
+                await asleep(nap)
         except BaseException:
             await _abandon(state, attempt)
             raise

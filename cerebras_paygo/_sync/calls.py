@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from cerebras_paygo._backends import sleep, monotonic
-from cerebras_paygo._call import Attempt, CallInfo, CallState
+from cerebras_paygo._call import SEND_POLL_S, Attempt, CallInfo, CallState
 from cerebras_paygo.errors import CerebrasError
 from cerebras_paygo.payment import call_hook
 from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RateLimitSnapshot, Usage
@@ -53,9 +53,11 @@ def _admit(state: CallState) -> Attempt:
         attempt = Attempt(route=route, plan=plan, reservation=reservation, probe=gate.probe, budget_token=budget_token)
         try:
             # The booking's own wait, then any 429 pause that began while it slept (with its spread).
+            # Short naps: tokens refunded by finished requests move this booking earlier.
             while (delay := limiter.send_delay(reservation)) > 0:
-                state.waited_s += delay
-                sleep(delay)
+                nap = min(delay, SEND_POLL_S)
+                state.waited_s += nap
+                sleep(nap)
         except BaseException:
             _abandon(state, attempt)
             raise

@@ -17,6 +17,12 @@ the next booking queues behind it: FIFO by construction, a large request is neve
 stream of small ones, and nobody polls. A booking is all-or-nothing across every bucket of the
 scope and against ``max_wait``.
 
+Refunds reach the queue. Cerebras reserves the whole ``max_completion_tokens`` up front and most
+requests use far less, so the refill time a settle or release gives back is handed to the bookings
+queued behind it: every later pending booking's start on that bucket moves earlier by exactly the
+refunded cost (and later by an extra charge or a header correction). Throughput then follows the
+tokens really used, not the tokens reserved, and the queue keeps its FIFO order.
+
 Units. Integer microseconds avoid the float drift of summing tiny emission intervals (a 1M TPM
 bucket refills one token every 60 us). Costs round up by under one microsecond per booking, and a
 refund subtracts exactly what its booking added, so nothing drifts while the limit is unchanged.
@@ -39,12 +45,14 @@ __all__ = [
     "ScopeState",
     "apply_snapshot",
     "effective_limits",
+    "forget_started",
     "pause",
     "pause_remaining",
     "release",
     "reserve",
     "resume_at",
     "settle",
+    "start_of",
     "to_us",
 ]
 
@@ -113,6 +121,9 @@ class ScopeState:
     pause_jitter_us: int = 0
     #: ``received_at`` of the newest snapshot applied; older ones are ignored.
     last_sync_at: float | None = None
+    #: Bookings whose start lies in the future: seq -> per-bucket earliest start (us), in seq order.
+    pending: dict[int, dict[str, int]] = field(default_factory=dict)
+    next_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,8 @@ class Booking:
     binding: str | None
     #: The booking's fraction in [0, 1) of a pause's jitter window.
     jitter: float
+    #: Order of the booking within its scope (refunds move only later bookings).
+    seq: int = 0
 
 
 def effective_limits(state: ScopeState, limits: RateLimits) -> dict[str, int]:
@@ -177,6 +190,7 @@ def reserve(
             for a 429 pause; ``retry_after`` the wait in seconds). Nothing is booked.
     """
     plan: list[tuple[Bucket, int]] = []
+    allowed: dict[str, int] = {}
     start = now
     binding: str | None = None
     for name, limit in limits.items():
@@ -193,6 +207,7 @@ def reserve(
         tat = bucket.tat if bucket.tat > now else now
         new_tat = tat + bucket.cost(units)
         allowed_at = new_tat - bucket.window_us
+        allowed[name] = allowed_at
         if allowed_at > start:
             start = allowed_at
             binding = name
@@ -214,7 +229,33 @@ def reserve(
         )
     for bucket, new_tat in plan:
         bucket.tat = new_tat
-    return Booking(start, tuple(limits), tokens, 1, binding, jitter)
+    seq = state.next_seq
+    state.next_seq += 1
+    if start > now:
+        state.pending[seq] = allowed
+    return Booking(start, tuple(limits), tokens, 1, binding, jitter, seq)
+
+
+def _shift_pending(state: ScopeState, after_seq: int | None, name: str, delta: int) -> None:
+    """Move the start constraint on bucket ``name`` of pending bookings later than ``after_seq``."""
+    if not delta:
+        return
+    for seq, allowed in state.pending.items():
+        if (after_seq is None or seq > after_seq) and name in allowed:
+            allowed[name] += delta
+
+
+def start_of(state: ScopeState, booking: Booking) -> int:
+    """The booking's current start (refunds and corrections since it was booked included), no pause."""
+    allowed = state.pending.get(booking.seq)
+    if allowed is None:
+        return booking.start
+    return max(allowed.values(), default=booking.start)
+
+
+def forget_started(state: ScopeState, booking: Booking) -> None:
+    """The booking started (or closed): it no longer moves with refunds."""
+    state.pending.pop(booking.seq, None)
 
 
 def settle(state: ScopeState, booking: Booking, actual_tokens: int, now: int) -> None:
@@ -222,6 +263,7 @@ def settle(state: ScopeState, booking: Booking, actual_tokens: int, now: int) ->
 
     A refund never makes a bucket fuller than full (``tat`` never drops below ``now``).
     """
+    forget_started(state, booking)
     reserved = booking.tokens
     if actual_tokens == reserved:
         return
@@ -229,22 +271,27 @@ def settle(state: ScopeState, booking: Booking, actual_tokens: int, now: int) ->
         bucket = state.buckets.get(name)
         if bucket is None or not bucket.counts_tokens:
             continue
+        delta = bucket.cost(actual_tokens) - bucket.cost(reserved)
         if actual_tokens > reserved:
             base = bucket.tat if bucket.tat > now else now
-            bucket.tat = base + bucket.cost(actual_tokens) - bucket.cost(reserved)
+            bucket.tat = base + delta
         else:
-            tat = bucket.tat - (bucket.cost(reserved) - bucket.cost(actual_tokens))
+            tat = bucket.tat + delta
             bucket.tat = tat if tat > now else now
+        _shift_pending(state, booking.seq, name, delta)
 
 
 def release(state: ScopeState, booking: Booking, now: int) -> None:
     """Undo a booking whose request never reached the server: its request and tokens return."""
+    forget_started(state, booking)
     for name in booking.names:
         bucket = state.buckets.get(name)
         if bucket is None:
             continue
-        tat = bucket.tat - bucket.cost(booking.tokens if bucket.counts_tokens else booking.requests)
+        cost = bucket.cost(booking.tokens if bucket.counts_tokens else booking.requests)
+        tat = bucket.tat - cost
         bucket.tat = tat if tat > now else now
+        _shift_pending(state, booking.seq, name, -cost)
 
 
 def apply_snapshot(
@@ -294,6 +341,8 @@ def apply_snapshot(
         if target < limit:
             floor = at + bucket.cost(limit - target)
             if floor > bucket.tat:
+                # Pending bookings sit on top of what the server has counted: they move with it.
+                _shift_pending(state, None, name, floor - max(bucket.tat, now))
                 bucket.tat = floor
     return True
 

@@ -99,8 +99,18 @@ class MemoryLimiter:
     def _advance(entry: _Entry, now: int) -> None:
         """Forget reservations whose start has come: they are no longer waiting."""
         heap = entry.sleeping
-        while heap and heap[0][0] <= now:
-            reservation = heapq.heappop(heap)[2]
+        state = entry.state
+        while heap:
+            start, seq, reservation = heap[0]
+            current = gcra.start_of(state, reservation.booking)
+            if current > now:
+                if current != start:
+                    # A refund or correction moved it: re-file it under its current start.
+                    heapq.heapreplace(heap, (current, seq, reservation))
+                    continue
+                break
+            heapq.heappop(heap)
+            gcra.forget_started(state, reservation.booking)
             if reservation._waiting:
                 reservation._waiting = False
                 entry.waiting_tokens -= reservation.tokens
@@ -291,8 +301,11 @@ class MemoryLimiter:
             now = self._now()
             target = reservation.booking.start
             entry = self._scopes.get(reservation.scope)
-            if entry is not None and entry.state.blocked_until > now:
-                target = max(target, gcra.resume_at(entry.state, reservation.booking.jitter))
+            if entry is not None:
+                # Refunds from finished requests may have moved this booking earlier.
+                target = gcra.start_of(entry.state, reservation.booking)
+                if entry.state.blocked_until > now:
+                    target = max(target, gcra.resume_at(entry.state, reservation.booking.jitter))
         return max(0, target - now) / US
 
     def stats(self, scope: Scope | None = None) -> list[BucketStats]:
