@@ -4,6 +4,9 @@ Cerebras answers 402 when the Team org of a key has neither credit nor an active
 Retrying every request would only multiply 402s; raising at once loses the minute auto-recharge
 needs. So, per key fingerprint and per process, a :class:`PaymentCircuit`:
 
+- starts **unknown**: until the key's first answer, one caller goes ahead (as a probe) and the
+  others wait a round trip, so a batch started on an empty balance (or a wrong key) costs one
+  failed request, not one per caller;
 - is **closed** while requests succeed: :meth:`~PaymentCircuit.gate` says ``"send"``;
 - **opens** on the first 402 (:meth:`~PaymentCircuit.on_payment_required` returns ``True`` exactly
   once per outage, so the ``on_payment_required`` hook runs once, not once per caller);
@@ -58,6 +61,8 @@ GateKind = Literal["send", "probe", "wait", "fail"]
 PROBE_POLL = 0.5
 #: A probe that reports nothing for this long is presumed lost (its caller died) and its slot freed.
 PROBE_LEASE = 120.0
+#: How often callers waiting for a key's first answer look again (seconds).
+FIRST_ANSWER_POLL = 0.02
 _MIN_WAIT = 0.001
 
 
@@ -167,6 +172,8 @@ class PaymentCircuit:
         self.probe_lease = probe_lease
         self._lock = threading.Lock()
         self._open = False
+        # Until the first answer on this key, nobody knows whether it has credit.
+        self._known = False
         self._outage_started: float | None = None
         self._next_probe_at = 0.0
         self._probe_started: float | None = None
@@ -177,8 +184,10 @@ class PaymentCircuit:
         return f"PaymentCircuit(fingerprint={self.fingerprint!r}, state={self.state!r}, outages={self._outages})"
 
     @property
-    def state(self) -> Literal["closed", "open"]:
-        return "open" if self._open else "closed"
+    def state(self) -> Literal["unknown", "closed", "open"]:
+        if self._open:
+            return "open"
+        return "closed" if self._known else "unknown"
 
     @property
     def is_open(self) -> bool:
@@ -208,7 +217,14 @@ class PaymentCircuit:
         pol = policy or self.policy
         with self._lock:
             if not self._open:
-                return Gate("send")
+                if self._known:
+                    return Gate("send")
+                if self._probe_started is not None and now - self._probe_started >= self.probe_lease:
+                    self._probe_started = None
+                if self._probe_started is None:
+                    self._probe_started = now
+                    return Gate("probe", 0.0, None)
+                return Gate("wait", FIRST_ANSWER_POLL, None)
             started = self._outage_started if self._outage_started is not None else now
             if self._probe_started is not None and now - self._probe_started >= self.probe_lease:
                 logger.warning("payment probe for key %s never reported back; freeing its slot", self.fingerprint)
@@ -233,6 +249,7 @@ class PaymentCircuit:
         with self._lock:
             if probe:
                 self._probe_started = None
+            self._known = True
             if not self._open:
                 return
             started = self._outage_started if self._outage_started is not None else now
@@ -257,6 +274,7 @@ class PaymentCircuit:
         with self._lock:
             if probe:
                 self._probe_started = None
+            self._known = True
             if self._open:
                 if probe:
                     self._next_probe_at = now + interval

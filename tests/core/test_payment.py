@@ -109,8 +109,35 @@ def test_policy_accepts_paygo_fallback_tier_and_zero_wait() -> None:
 # --- circuit: single caller paths ---------------------------------------------------------------
 
 
+def test_unknown_key_lets_one_caller_ahead_then_everyone_sends() -> None:
+    circuit = PaymentCircuit("fp")
+    assert circuit.state == "unknown"
+    assert circuit.gate(0.0) == Gate("probe", 0.0, None)
+    assert [circuit.gate(0.01).kind for _ in range(5)] == ["wait"] * 5
+    circuit.on_success(0.1, probe=True, sent_at=0.0)
+    assert circuit.gate(0.2) == Gate("send", 0.0, None)
+    assert circuit.state == "closed"
+    assert not circuit.is_open
+
+
+def test_unknown_key_probe_error_hands_the_slot_to_the_next_caller() -> None:
+    circuit = PaymentCircuit("fp")
+    assert circuit.gate(0.0).kind == "probe"
+    circuit.on_probe_done(0.1)  # e.g. a 401 or a 5xx: says nothing about credit
+    assert circuit.state == "unknown"
+    assert circuit.gate(0.1).kind == "probe"
+
+
+def test_first_answer_402_opens_the_circuit() -> None:
+    circuit = PaymentCircuit("fp")
+    assert circuit.gate(0.0).kind == "probe"
+    assert circuit.on_payment_required(0.1, probe=True, sent_at=0.0) is True
+    assert circuit.state == "open"
+
+
 def test_closed_circuit_says_send() -> None:
     circuit = PaymentCircuit("fp")
+    circuit.on_success(0.0, probe=False)
     assert circuit.gate(0.0) == Gate("send", 0.0, None)
     assert circuit.state == "closed"
     assert not circuit.is_open
