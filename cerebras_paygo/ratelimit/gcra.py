@@ -246,11 +246,14 @@ def _shift_pending(state: ScopeState, after_seq: int | None, name: str, delta: i
 
 
 def start_of(state: ScopeState, booking: Booking) -> int:
-    """The booking's current start (refunds and corrections since it was booked included), no pause."""
+    """The booking's current start (refunds and corrections since it was booked included), no pause.
+
+    A booking with no pending entry could start when it was booked or has started since: 0, "now".
+    """
     allowed = state.pending.get(booking.seq)
     if allowed is None:
-        return booking.start
-    return max(allowed.values(), default=booking.start)
+        return 0
+    return max(allowed.values(), default=0)
 
 
 def forget_started(state: ScopeState, booking: Booking) -> None:

@@ -102,6 +102,10 @@ class MemoryLimiter:
         state = entry.state
         while heap:
             start, seq, reservation = heap[0]
+            if not reservation._waiting:
+                # Settled, released or already sent: its original start says nothing any more.
+                heapq.heappop(heap)
+                continue
             current = gcra.start_of(state, reservation.booking)
             if current > now:
                 if current != start:
@@ -306,6 +310,10 @@ class MemoryLimiter:
                 target = gcra.start_of(entry.state, reservation.booking)
                 if entry.state.blocked_until > now:
                     target = max(target, gcra.resume_at(entry.state, reservation.booking.jitter))
+                if target <= now:
+                    # The caller sends now: the server is about to count it, so it no longer waits.
+                    self._unwait(entry, reservation)
+                    gcra.forget_started(entry.state, reservation.booking)
         return max(0, target - now) / US
 
     def stats(self, scope: Scope | None = None) -> list[BucketStats]:

@@ -50,3 +50,15 @@ def test_extra_charge_and_header_correction_move_the_queue_later(limiter: Memory
     snapshot = RateLimitSnapshot(limit={"tokens-minute": 6000}, remaining={"tokens-minute": 0}, received_at=clock())
     limiter.sync(scope, TPM, snapshot)
     assert limiter.send_delay(queued) >= before + 6.0
+
+
+def test_booking_moved_earlier_stays_early_after_bookkeeping(limiter: MemoryLimiter, scope: Scope, clock) -> None:
+    """Regression: once a refunded booking's new start passed, bookkeeping (stats, sync, acquire)
+    must not send it back to its original, far-future start."""
+    head = limiter.acquire(scope, TPM, 6000)
+    queued = limiter.acquire(scope, TPM, 3000)
+    limiter.settle(head, 600)
+    clock.advance(0.5)
+    limiter.stats()  # runs the limiter's bookkeeping of sleeping reservations
+    limiter.acquire(scope, TPM, 10)
+    assert limiter.send_delay(queued) == 0.0
