@@ -39,6 +39,9 @@ _FREE = Prices(input=0.0, output=0.0)
 #: Longest nap of a booking waiting its turn; it re-reads its start after each (refunds move it).
 SEND_POLL_S = 0.1
 
+#: Extra room left on a re-plan after a server context error (template tokens we cannot see).
+_REPLAN_MARGIN = 32
+
 
 @dataclass(frozen=True)
 class CallInfo:
@@ -137,6 +140,8 @@ class CallState:
     waited_s: float = 0.0
     rng: random.Random = field(default_factory=random.Random)
     _plans: dict[Tier, ContextPlan] = field(default_factory=dict)
+    #: Tokens the server counted beyond our estimate, per tier: the next plan leaves that much room.
+    _window_gap: dict[Tier, int] = field(default_factory=dict)
     _outage_started: float | None = None
 
     def __post_init__(self) -> None:
@@ -154,13 +159,17 @@ class CallState:
             if self.stream:
                 request = request.model_copy(update={"stream_options": {"include_usage": True}})
             client = self.client
+            window = client.context_window if not route.fallback else None
+            gap = self._window_gap.get(route.tier)
+            if gap:
+                window = (window or self.spec.window(route.tier)) - gap
             plan = plan_context(
                 request,
                 self.spec,
                 route.tier,
                 estimator=client.estimator,
                 overflow=client.context_overflow,
-                window=client.context_window if not route.fallback else None,
+                window=window,
             )
             self._plans[route.tier] = plan
         return plan
@@ -200,6 +209,26 @@ class CallState:
             return None
         return max(0.0, deadline - (now - self.started))
 
+    def _recover_context(self, attempt: Attempt, error: ContextWindowExceededError) -> Recovery:
+        """The server counted more than we estimated: learn, and under a trimming or shrinking
+        policy plan again with the window narrowed by exactly what we missed (once more at most)."""
+        plan = attempt.plan
+        self.client.estimator.observe_context_error(self.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens)
+        tier = attempt.route.tier
+        if self.client.context_overflow == "raise" or error.current_length is None or tier in self._window_gap:
+            return Recovery("raise", error=error)
+        missed = error.current_length - (plan.prompt_tokens + plan.max_completion_tokens)
+        self._window_gap[tier] = max(missed, 0) + _REPLAN_MARGIN
+        self._plans.pop(tier, None)
+        logger.info(
+            "server counted %d tokens where we estimated %d; planning %s again with %d tokens less room",
+            error.current_length,
+            plan.prompt_tokens + plan.max_completion_tokens,
+            self.spec.id,
+            self._window_gap[tier],
+        )
+        return Recovery("sleep", delay=0.0, error=error)
+
     def prices(self, route: Route) -> Prices:
         """What this route pays: catalog prices on PayGo; nothing on the free tier."""
         return self.spec.prices if route.tier == "paygo" else _FREE
@@ -227,10 +256,7 @@ class CallState:
             else:
                 guard.release(attempt.budget_token)
         if isinstance(error, ContextWindowExceededError) and not error.local:
-            self.client.estimator.observe_context_error(
-                self.spec.id, error, attempt.plan.prompt_tokens, attempt.plan.max_completion_tokens
-            )
-            return Recovery("raise", error=error)
+            return self._recover_context(attempt, error)
         action = next_action(
             self.client.retry_policy,
             error,

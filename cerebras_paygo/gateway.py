@@ -8,7 +8,9 @@ estimator calibrated) or recover (429 pause, 402 circuit, backoff, typed error).
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -34,6 +36,10 @@ from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ChatComplet
 __all__ = ["CallInfo", "CerebrasClient", "ChatResult"]
 
 _CONTEXT_OVERFLOWS = ("raise", "trim_history", "shrink_completion")
+
+
+class _NoLoop:
+    """Stands for "no asyncio loop" as a weak-referenceable dictionary key."""
 
 
 class ChatResult:
@@ -130,7 +136,12 @@ class CerebrasClient:
         self._async_http_client = async_http_client
         self._lock = threading.Lock()
         self._sync_transports: dict[str, Transport] = {}
-        self._async_transports: dict[str, AsyncTransport] = {}
+        # An httpx.AsyncClient's connections belong to the event loop that opened them, so each
+        # loop gets its own pool (a process may run asyncio.run() many times).
+        self._async_transports: weakref.WeakKeyDictionary[object, dict[str, AsyncTransport]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._no_loop = _NoLoop()
         self._fallback_settings: Settings | None = None
         fallback_key = self.payment_policy.fallback_api_key
         if fallback_key is not None:
@@ -189,17 +200,28 @@ class CerebrasClient:
                 self._sync_transports[key] = transport
             return transport
 
+    def _loop_transports(self) -> dict[str, AsyncTransport]:
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # another async library (trio): one pool
+            loop = self._no_loop
+        transports = self._async_transports.get(loop)
+        if transports is None:
+            transports = self._async_transports[loop] = {}
+        return transports
+
     def async_transport_for(self, route: Route) -> AsyncTransport:
         key = route.settings.fingerprint
         with self._lock:
-            transport = self._async_transports.get(key)
+            transports = self._loop_transports()
+            transport = transports.get(key)
             if transport is None:
-                base = next(iter(self._async_transports.values()), None)
+                base = next(iter(transports.values()), None)
                 if base is not None:
                     transport = base.with_settings(route.settings)
                 else:
                     transport = AsyncTransport(route.settings, self._async_http_client)
-                self._async_transports[key] = transport
+                transports[key] = transport
             return transport
 
     # -- calls ------------------------------------------------------------------------------
@@ -241,9 +263,12 @@ class CerebrasClient:
         self._sync_transports.clear()
 
     async def aclose(self) -> None:
-        for async_transport in self._async_transports.values():
+        """Close this event loop's connections (and the sync ones)."""
+        with self._lock:
+            transports = list(self._loop_transports().values())
+            self._loop_transports().clear()
+        for async_transport in transports:
             await async_transport.aclose()
-        self._async_transports.clear()
         self.close()
 
     def __enter__(self) -> CerebrasClient:

@@ -171,3 +171,13 @@ def test_key_never_in_logs_or_errors(emulator, caplog: pytest.LogCaptureFixture)
     for text in (caplog.text, repr(client), str(info.value), repr(info.value.__dict__)):
         assert emulator.api_key not in text
         assert "csk-wrong-key-abcdefghijklmnopqrstuvwxyz" not in text
+
+
+def test_one_client_serves_successive_event_loops(emulator, client: CerebrasClient) -> None:
+    """Scripts call asyncio.run() more than once; connections of a closed loop must not be reused."""
+    import asyncio
+
+    for _ in range(3):
+        result = asyncio.run(client.achat(request(max_completion_tokens=64)))
+        assert result.completion.choices[0].message.content
+    assert emulator.stats()["statuses"] == {"200": 3}
