@@ -211,19 +211,28 @@ class CallState:
 
     def _recover_context(self, attempt: Attempt, error: ContextWindowExceededError) -> Recovery:
         """The server counted more than we estimated: learn, and under a trimming or shrinking
-        policy plan again with the window narrowed by exactly what we missed (once more at most)."""
+        policy plan once more, leaving room for whatever the estimator has not yet learned."""
         plan = attempt.plan
-        self.client.estimator.observe_context_error(self.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens)
+        estimator = self.client.estimator
+        estimator.observe_context_error(self.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens)
         tier = attempt.route.tier
         if self.client.context_overflow == "raise" or error.current_length is None or tier in self._window_gap:
             return Recovery("raise", error=error)
-        missed = error.current_length - (plan.prompt_tokens + plan.max_completion_tokens)
-        self._window_gap[tier] = max(missed, 0) + _REPLAN_MARGIN
+        completion = plan.max_completion_tokens
+        real_prompt = error.current_length - completion
+        relearned = max(1, estimator.estimate_request(plan.request))
+        ratio = real_prompt / relearned
+        self._window_gap[tier] = _REPLAN_MARGIN
+        if ratio > 1.0:
+            # Still short by this factor: plan against a window whose prompt room is scaled down.
+            window = plan.window - self._window_gap.get(tier, 0)
+            room = max(0, window - completion)
+            self._window_gap[tier] = plan.window - (int(room / ratio) + completion) + _REPLAN_MARGIN
         self._plans.pop(tier, None)
         logger.info(
-            "server counted %d tokens where we estimated %d; planning %s again with %d tokens less room",
+            "server counted %d tokens where we planned %d; planning %s again with %d tokens less room",
             error.current_length,
-            plan.prompt_tokens + plan.max_completion_tokens,
+            plan.prompt_tokens + completion,
             self.spec.id,
             self._window_gap[tier],
         )
@@ -255,6 +264,9 @@ class CallState:
                 )
             else:
                 guard.release(attempt.budget_token)
+        if attempt.probe and not isinstance(error, PaymentRequiredError):
+            # The probe's answer said nothing about credit: the next caller may probe.
+            route.circuit.on_probe_done(now)
         if isinstance(error, ContextWindowExceededError) and not error.local:
             return self._recover_context(attempt, error)
         action = next_action(
@@ -273,8 +285,6 @@ class CallState:
                 self.spec.id,
             )
             return Recovery("sleep", delay=0.0, call_hook=new_outage and not route.fallback, error=error)
-        if attempt.probe:
-            route.circuit.on_probe_done(now)
         if action.kind == "raise":
             return Recovery("raise", error=error)
         self.retries += 1
