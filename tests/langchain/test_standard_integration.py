@@ -50,13 +50,6 @@ class TestChatCerebrasIntegration(ChatModelIntegrationTests):
     def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
         return {"invoke": ["reasoning_output", "cache_read_input"], "stream": ["reasoning_output", "cache_read_input"]}
 
-    @pytest.mark.xfail(
-        reason="needs a real model: json_mode names the keys (setup, punchline) only in the prompt, and the "
-        "emulator's JSON object does not read prompts"
-    )
-    def test_json_mode(self, model: Any) -> None:
-        super().test_json_mode(model)
-
     def _model(self, **extra: Any) -> ChatCerebras:
         return ChatCerebras(**{**self.chat_model_params, **extra})
 
