@@ -9,14 +9,19 @@ applies the overflow policy (``"raise"``, ``"trim_history"`` or ``"shrink_comple
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from cerebras_paygo.catalog import ModelSpec, Tier
-from cerebras_paygo.context.estimator import TokenEstimator, shared_estimator
+from cerebras_paygo.context.estimator import (
+    RawParts,
+    TokenEstimator,
+    add_parts,
+    shared_estimator,
+    subtract_parts,
+)
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
 from cerebras_paygo.wire import ChatCompletionRequest, Message
 
@@ -119,12 +124,12 @@ def plan_context(
 
     messages = list(request.messages)
     breakdown = estimator.breakdown(request)
-    costs = list(breakdown.messages)
+    costs: list[RawParts] = list(breakdown.message_parts)
+    if len(costs) != len(messages):  # a breakdown with totals only: take them as text
+        costs = [(0.0, 0.0, cost, 0.0, 0.0, 0.0) for cost in breakdown.messages]
     key = spec.id  # calibration is per canonical model id (the gateway observes under spec.id too)
-    factor = estimator.factor(key)
-
-    def prompt_of(raw: float) -> int:
-        return math.ceil(raw * factor - 1e-9)
+    scale = estimator.scale(key)  # one snapshot for every check of this plan
+    prompt_of = scale.tokens
 
     # The completion that must fit: the caller's value, or (for a default) the floor it may drop to.
     if requested is None:
@@ -134,12 +139,10 @@ def plan_context(
         default = requested
         needed = requested if overflow != "shrink_completion" else min(min_completion_tokens, requested)
 
-    raw_total = breakdown.fixed + sum(costs)
+    raw_total = add_parts(breakdown.fixed_parts, *costs)
     dropped = 0
     if prompt_of(raw_total) + needed > limit and overflow == "trim_history":
-        messages, raw_total, dropped = _trim(
-            messages, costs, breakdown.fixed, lambda raw: prompt_of(raw) + needed <= limit
-        )
+        messages, raw_total, dropped = _trim(messages, costs, raw_total, lambda raw: prompt_of(raw) + needed <= limit)
 
     prompt = prompt_of(raw_total)
     if prompt + needed > limit:
@@ -151,7 +154,7 @@ def plan_context(
         _DEFAULTED[id(planned)] = planned
     return ContextPlan(
         request=planned,
-        prompt_tokens=estimator.calibrated(key, raw_total, factor=factor),  # the factor the checks used
+        prompt_tokens=estimator.calibrated(key, raw_total, scale=scale),  # the calibration the checks used
         max_completion_tokens=completion,
         window=limit,
         dropped_messages=dropped,
@@ -211,18 +214,17 @@ def _units(messages: list[Message]) -> list[list[int]]:
 
 def _trim(
     messages: list[Message],
-    costs: list[float],
-    fixed: float,
-    fits: Callable[[float], bool],
-) -> tuple[list[Message], float, int]:
-    """Drop the oldest units until ``fits(raw_total)``; return the kept messages, their raw total, the count dropped."""
-    raw_total = fixed + sum(costs)
+    costs: list[RawParts],
+    raw_total: RawParts,
+    fits: Callable[[RawParts], bool],
+) -> tuple[list[Message], RawParts, int]:
+    """Drop the oldest units until ``fits(raw_total)``; return the kept messages, their raw parts, the count dropped."""
     dropped: set[int] = set()
     for unit in _units(messages):
         if fits(raw_total):
             break
         dropped.update(unit)
-        raw_total -= sum(costs[index] for index in unit)
+        raw_total = subtract_parts(raw_total, *(costs[index] for index in unit))
     kept = [message for index, message in enumerate(messages) if index not in dropped]
     return kept, raw_total, len(dropped)
 

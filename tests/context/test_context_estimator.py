@@ -19,6 +19,7 @@ from cerebras_paygo.context import (
     heuristic_tokens,
     shared_estimator,
 )
+from cerebras_paygo.context.estimator import add_parts, subtract_parts
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, error_from_response
 from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 
@@ -57,6 +58,14 @@ def test_heuristic_handles_any_unicode() -> None:
     assert heuristic_tokens("Привет, как дела?") >= 4
     assert heuristic_tokens("emoji 🎉🎉") >= 3
     assert heuristic_tokens("lone surrogate \ud800 here") >= 3  # no UnicodeEncodeError
+
+
+def test_the_ceiling_is_at_or_above_the_best_fit() -> None:
+    assert heuristic_tokens("", ceiling=True) == 0.0
+    prose = "Can you summarize the main differences between TCP and UDP for a networking class? Keep it short."
+    assert 1.3 * heuristic_tokens(prose) <= heuristic_tokens(prose, ceiling=True) <= 2.0 * heuristic_tokens(prose)
+    for text in ("Hi", "12345678901", "日本語のテキスト", "Привет, как дела?", "emoji 🎉🎉", "x = [1, 2]\n"):
+        assert heuristic_tokens(text, ceiling=True) >= heuristic_tokens(text) >= 1.0
 
 
 def test_count_text_rounds_up_and_is_zero_for_empty() -> None:
@@ -136,11 +145,35 @@ def test_reasoning_counts_only_in_the_current_turn_unless_kept() -> None:
     assert kept[1] - cleared[1] == 50
 
 
-def test_heuristic_estimate_is_conservative_before_calibration() -> None:
+def test_heuristic_estimate_before_calibration_is_the_template_plus_the_ceiling() -> None:
     estimator = TokenEstimator()
     text = "Please explain how a token bucket rate limiter works, with an example."
     raw = estimator.raw_estimate(request(user(text)))
-    assert estimator.estimate_request(request(user(text))) == math.ceil(raw * 1.2)
+    profile = DEFAULT_PROFILES["gpt-oss"]
+    assert raw == pytest.approx(profile.request + profile.message + heuristic_tokens(text, ceiling=True))
+    assert estimator.estimate_request(request(user(text))) == math.ceil(raw - 1e-9)
+    assert estimator.factor(MODEL) == estimator.prior_factor == 1.0
+
+
+def test_breakdown_parts_add_up_to_the_totals() -> None:
+    estimator = TokenEstimator()
+    call = ToolCall(id="c1", function=FunctionCall(name="lookup", arguments='{"q": "naïve café"}'))
+    req = request(
+        Message(role="system", content="Be brief."),
+        Message(role="user", content="Größe und Gewicht, bitte", name="alice"),
+        Message(role="assistant", content=None, tool_calls=[call]),
+        Message(role="tool", content='{"result": [1, 2, 3]}', tool_call_id="c1"),
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+    )
+    breakdown = estimator.breakdown(req)
+    assert sum(breakdown.fixed_parts) == pytest.approx(breakdown.fixed)
+    assert [sum(p) for p in breakdown.message_parts] == pytest.approx(list(breakdown.messages))
+    assert breakdown.parts == pytest.approx(estimator.request_parts(req))
+    assert sum(breakdown.parts) == pytest.approx(breakdown.total) == pytest.approx(estimator.raw_estimate(req))
+    assert breakdown.parts[4] > 0  # the other-script part: "ö", "ß", "ï", "é"
+    assert all(p[0] == 0 for p in breakdown.message_parts)  # the per-request template is in the fixed part
+    first, *rest = breakdown.message_parts
+    assert subtract_parts(add_parts(first, *rest), *rest) == pytest.approx(first)
 
 
 # --- exact counters --------------------------------------------------------------------------
@@ -212,7 +245,15 @@ def test_tokenizer_file_that_does_not_load(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"counter": 42}, {"quantile": 1.0}, {"quantile": 0.2}, {"halflife": 0}, {"prior_factor": 0}],
+    [
+        {"counter": 42},
+        {"quantile": 1.0},
+        {"quantile": 0.2},
+        {"halflife": 0},
+        {"prior_factor": 0},
+        {"prior_factor": 50},
+        {"min_text_factor": -1},
+    ],
 )
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
@@ -265,18 +306,21 @@ def test_calibration_reduces_the_error_and_stays_conservative() -> None:
     assert sum(estimate < actual for estimate, _, actual in last) <= 10  # ... a high quantile rarely does
     stats = estimator.calibration(MODEL)
     assert stats.observations == 300
-    assert stats.factor > stats.mean_ratio > 1.5  # this rule counts more than the heuristic
+    assert stats.large_margin >= 1.0 and stats.small_margin >= 1.0
+    assert stats.factor > stats.mean_ratio > 1.1  # this rule counts more than even the heuristic's ceiling
 
 
 def test_calibration_is_per_model() -> None:
     estimator = TokenEstimator(counter=word_counter)
-    req = request(user("a b c d e f g h"))
+    req = request(user("w " * 2000))
     estimate = estimator.estimate_request(req)
     for _ in range(20):
         estimator.observe(MODEL, estimate, 2 * estimate)
     assert estimator.factor(MODEL) > 1.9
+    assert estimator.calibration(MODEL).coefficients[2] > 1.9  # the text's coefficient
     assert estimator.factor("zai-glm-4.7") == 1.0
     assert estimator.estimate_request(req) > 1.9 * estimate
+    assert estimator.estimate_request(request(user("w " * 2000), model="zai-glm-4.7")) < 1.1 * estimate
 
 
 def test_observe_inverts_the_factor_used() -> None:
@@ -305,7 +349,7 @@ def test_observe_ignores_empty_counts_and_reset_forgets() -> None:
     assert estimator.calibration("zai-glm-4.7").observations == 1
     estimator.reset()
     assert estimator.calibration("zai-glm-4.7").observations == 0
-    assert estimator.factor(MODEL) == 1.2
+    assert estimator.factor(MODEL) == 1.0
 
 
 def test_observe_context_error_uses_the_server_lengths() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -210,11 +209,13 @@ def test_calibration_is_keyed_by_the_canonical_model_id() -> None:
     estimator = exact()
     request = req(user(100), model="oss")
     raw = estimator.raw_estimate(request)
+    parts = estimator.request_parts(request)
     for _ in range(30):  # the gateway observes under spec.id
-        estimator.observe(spec.id, estimator.calibrated(spec.id, raw), round(2 * raw))
+        estimator.observe(spec.id, estimator.calibrated(spec.id, parts), round(2 * raw))
     plan = plan_context(request, spec, "paygo", estimator=estimator)
     assert plan.prompt_tokens >= 2 * raw
-    assert plan.prompt_tokens == math.ceil(raw * estimator.factor(spec.id) - 1e-9)
+    assert plan.prompt_tokens == estimator.scale(spec.id).tokens(parts)
+    assert estimator.estimate_request(request) < 1.5 * raw  # nothing learned under the alias itself
 
 
 def test_uses_the_shared_estimator_by_default() -> None:
