@@ -1,14 +1,16 @@
 """``cerebras-paygo``: the command line. One function per subcommand.
 
 Subcommands register themselves in ``_SUBCOMMANDS`` as ``(name, add_parser)``; each ``add_parser``
-adds its options and sets ``func`` (``args -> exit code``). ``emulate`` serves the local emulator;
-``models``, ``check`` and ``demo`` come later.
+adds its options and sets ``func`` (``args -> exit code``). ``emulate`` serves the local emulator,
+``models`` prints the catalog, ``check`` tries a setup with one tiny request, ``demo`` shows the
+whole library on the embedded emulator. The bodies of the last three live in ``cerebras_paygo._cli``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -196,9 +198,93 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models ---------------------------------------------------------------------------------
+
+
+def _add_models(subparsers: Any) -> None:
+    from cerebras_paygo._cli import models
+
+    parser = subparsers.add_parser(
+        "models",
+        help="list the models: windows, output caps, prices, limits, capabilities, retirements",
+        description=(
+            "The model catalog for one tier: status (with the retirement date and replacement), context window, "
+            "max output, default max_completion_tokens, USD per million input/output tokens, rate limits and "
+            "capabilities. --live also asks GET /v1/models which models your key can use."
+        ),
+    )
+    models.add_arguments(parser)
+    parser.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cerebras_paygo._cli import models
+
+    return models.run(args)
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def _add_check(subparsers: Any) -> None:
+    from cerebras_paygo._cli import check
+    from cerebras_paygo._cli.common import EXIT_CODES_HELP
+
+    parser = subparsers.add_parser(
+        "check",
+        help="verify a setup end to end with one tiny request",
+        description=(
+            "Check the settings (key present, URL safe; the key is shown only as its fingerprint), send one "
+            f"request with max_completion_tokens={check.PROBE_TOKENS}, and print the latency, the rate-limit "
+            "headers, the cost and the tier's context window."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    check.add_arguments(parser)
+    parser.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cerebras_paygo._cli import check
+
+    return check.run(args)
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def _add_demo(subparsers: Any) -> None:
+    from cerebras_paygo._cli import demo
+
+    parser = subparsers.add_parser(
+        "demo",
+        help="see it work: a LangChain batch over a small quota on the embedded emulator, 0 429s",
+        description=(
+            "Start the embedded emulator with a small tokens-per-minute quota, answer a batch of questions "
+            "through prompt | ChatCerebras | StrOutputParser (abatch) with a live progress bar, and summarize: "
+            "server 429s (0), time held by the limiter, tokens, cost and the limiter's buckets. Then stream one "
+            "answer and show a prompt over the free tier's window failing before any request. "
+            "--no-emulator runs it on the real API from CEREBRAS_API_KEY."
+        ),
+    )
+    demo.add_arguments(parser)
+    parser.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cerebras_paygo._cli import demo
+
+    return demo.run(args)
+
+
 # --- the parser -------------------------------------------------------------------------------
 
-_SUBCOMMANDS: list[tuple[str, Callable[[Any], None]]] = [("emulate", _add_emulate)]
+_SUBCOMMANDS: list[tuple[str, Callable[[Any], None]]] = [
+    ("emulate", _add_emulate),
+    ("models", _add_models),
+    ("check", _add_check),
+    ("demo", _add_demo),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except BrokenPipeError:  # e.g. ``cerebras-paygo models --json | head``: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

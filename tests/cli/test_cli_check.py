@@ -1,0 +1,117 @@
+"""``cerebras-paygo check`` against the emulator: success, and each failure's message and exit code."""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+from typing import Any
+
+import pytest
+
+from cerebras_paygo._cli.common import EXIT_AUTH, EXIT_CONFIG, EXIT_CONNECTION, EXIT_MODEL, EXIT_PAYMENT
+from cerebras_paygo.cli import main
+from cerebras_paygo.settings import key_fingerprint
+
+
+def check(emulator: Any, *extra: str, key: str | None = None) -> int:
+    return main(["check", "--api-key", key or emulator.api_key, "--base-url", emulator.base_url, *extra])
+
+
+def test_success_prints_latency_headers_cost_and_window(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    assert check(emulator) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert emulator.api_key not in out + captured.err, "the key is never printed"
+    assert f"fingerprint {key_fingerprint(emulator.api_key)}" in out
+    assert "plain http: allowed only because the host is loopback" in out
+    assert re.search(r"latency\s+\d+\.\d+ s", out)
+    assert "tokens-minute" in out and "requests-day" in out, "the rate-limit headers"
+    assert re.search(r"cost\s+\$0\.\d+", out)
+    assert "131,072" in out, "the paygo window"
+    assert out.rstrip().splitlines()[-1].startswith("OK:")
+    stats = emulator.stats()
+    assert stats["statuses"] == {"200": 1}
+    assert stats["models"]["gpt-oss-120b"]["completion_tokens"] <= 16
+
+
+def test_settings_come_from_the_environment(
+    capsys: pytest.CaptureFixture[str], emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEREBRAS_API_KEY", emulator.free_api_key)
+    monkeypatch.setenv("CEREBRAS_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("CEREBRAS_TIER", "free")
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "from $CEREBRAS_API_KEY" in out and emulator.free_api_key not in out
+    assert "tier       free" in out
+    assert "Context window for the free tier: 8,192 tokens" in out
+    assert re.search(r"cost\s+\$0 \(free tier\)", out)
+
+
+def test_wrong_key(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    assert check(emulator, key="csk-this-key-is-wrong") == EXIT_AUTH
+    captured = capsys.readouterr()
+    assert "wrong key" in captured.out
+    assert "csk-this-key-is-wrong" not in captured.out + captured.err
+    assert key_fingerprint("csk-this-key-is-wrong") in captured.out
+
+
+def test_payment_required(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    emulator.set_faults(payment_required_s=math.inf)
+    assert check(emulator, "--max-wait", "0") == EXIT_PAYMENT
+    out = capsys.readouterr().out
+    assert "payment required (402)" in out
+    # the PaymentRequiredError's own message, with its advice
+    assert "402 Payment Required: the Cerebras org of API key" in out
+    assert "Not waiting for credit (PaymentPolicy.max_wait=0)" in out
+    assert "Billing -> Pay as you go" in out
+    assert emulator.api_key not in out
+    assert emulator.stats()["payment_required"] == 1, "one request, no retry storm"
+
+
+def test_payment_required_waits_for_a_recharge_within_max_wait(
+    capsys: pytest.CaptureFixture[str], emulator: Any
+) -> None:
+    emulator.set_faults(payment_required_s=0.5)
+    assert check(emulator, "--max-wait", "10") == 0
+    assert "OK:" in capsys.readouterr().out
+
+
+def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = main(["check", "--api-key", "csk-anything", "--base-url", f"http://127.0.0.1:{port}", "--timeout", "2"])
+    assert code == EXIT_CONNECTION
+    assert f"cannot reach http://127.0.0.1:{port}/v1" in capsys.readouterr().out
+
+
+def test_retired_model_names_its_replacement(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    assert check(emulator, "--model", "llama3.1-8b") == EXIT_MODEL
+    out = capsys.readouterr().out
+    assert "model 'llama3.1-8b' is retired" in out
+    assert "--model gpt-oss-120b" in out
+    assert emulator.stats()["requests"] == 0, "refused before any request"
+
+
+def test_unknown_model(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    assert check(emulator, "--model", "no-such-model") == EXIT_MODEL
+    out = capsys.readouterr().out
+    assert "not in the catalog" in out
+    assert "model 'no-such-model' not found" in out and "cerebras-paygo models --live" in out
+
+
+def test_missing_key_and_unsafe_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check"]) == EXIT_CONFIG
+    assert "no API key" in capsys.readouterr().out
+    assert main(["check", "--api-key", "csk-secret-value", "--base-url", "http://api.example.com"]) == EXIT_CONFIG
+    out = capsys.readouterr().out
+    assert "refusing plain http://" in out and "csk-secret-value" not in out
+
+
+def test_bad_flag_values_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--max-wait", "-1"])
+    with pytest.raises(SystemExit):
+        main(["check", "--timeout", "0"])
