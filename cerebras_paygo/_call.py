@@ -278,7 +278,9 @@ class CallState:
             rng=self.rng,
         )
         if action.kind == "payment":
-            new_outage = route.circuit.on_payment_required(now, probe=attempt.probe, sent_at=attempt.sent_at)
+            new_outage = route.circuit.on_payment_required(
+                now, probe=attempt.probe, sent_at=attempt.sent_at, policy=self.client.payment_policy
+            )
             logger.warning(
                 "402 Payment Required on key %s (model %s): payment circuit open",
                 route.scope.key_fingerprint,
