@@ -55,6 +55,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _markdown import replace_section
+
 from cerebras_paygo.context import TokenEstimator, heuristic_tokens
 from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 
@@ -568,16 +570,7 @@ def render(n_requests: int, baseline_rev: str | None) -> str:
 
 def update_benchmarks_md(section: str, path: Path) -> None:
     """Replace our section between the markers (or append it); leave the rest of the file as it is."""
-    text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    begin, end = text.find(BEGIN), text.find(END)
-    if begin != -1 and end != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,11 +25,12 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _markdown import replace_section
 
 from cerebras_paygo.ratelimit import MemoryLimiter, RateLimits, Scope
 from cerebras_paygo.wire import RateLimitSnapshot
@@ -180,16 +181,7 @@ def render(rows: list[tuple[str, dict[str, float]]], pairs: int) -> str:
 
 def update_benchmarks_md(section: str, path: Path) -> None:
     """Replace our section between the markers (or append it); leave the rest of the file as it is."""
-    text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    begin, end = text.find(BEGIN), text.find(END)
-    if begin != -1 and end != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

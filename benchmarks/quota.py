@@ -52,7 +52,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -62,6 +61,7 @@ from typing import Any
 
 import httpx
 import openai
+from _markdown import read_section, replace_section
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
 from cerebras_paygo.context import shared_estimator
@@ -481,9 +481,7 @@ wall/ideal <= {TARGET_RATIO}.
 
 def update_benchmarks_md(blocks: dict[str, str], path: Path) -> None:
     """Rewrite our section: the header, then one block per scenario (blocks not re-run are kept)."""
-    text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    begin, end = text.find(BEGIN), text.find(END)
-    old = text[begin : end + len(END)] if begin != -1 and end > begin else ""
+    old = read_section(path, BEGIN, END)
     kept = {}
     for name in SCENARIOS:
         b, e = f"<!-- quota:{name} -->", f"<!-- /quota:{name} -->"
@@ -492,11 +490,7 @@ def update_benchmarks_md(blocks: dict[str, str], path: Path) -> None:
             kept[name] = old[i : j + len(e)]
     kept.update(blocks)
     section = HEADER + "".join("\n" + kept[name] + "\n" for name in SCENARIOS if name in kept) + END
-    text = text[:begin] + section + text[end + len(END) :] if old else text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:
