@@ -219,15 +219,12 @@ class CallState:
         if self.client.context_overflow == "raise" or error.current_length is None or tier in self._window_gap:
             return Recovery("raise", error=error)
         completion = plan.max_completion_tokens
-        real_prompt = error.current_length - completion
-        relearned = max(1, estimator.estimate_request(plan.request))
-        ratio = real_prompt / relearned
-        self._window_gap[tier] = _REPLAN_MARGIN
+        # How far the estimator, after learning from this error, still undercounts this prompt.
+        ratio = (error.current_length - completion) / max(1, estimator.estimate_request(plan.request))
+        room = max(0, plan.window - _REPLAN_MARGIN - completion)
         if ratio > 1.0:
-            # Still short by this factor: plan against a window whose prompt room is scaled down.
-            window = plan.window - self._window_gap.get(tier, 0)
-            room = max(0, window - completion)
-            self._window_gap[tier] = plan.window - (int(room / ratio) + completion) + _REPLAN_MARGIN
+            room = int(room / ratio)
+        self._window_gap[tier] = plan.window - (room + completion)
         self._plans.pop(tier, None)
         logger.info(
             "server counted %d tokens where we planned %d; planning %s again with %d tokens less room",
@@ -281,11 +278,7 @@ class CallState:
             new_outage = route.circuit.on_payment_required(
                 now, probe=attempt.probe, sent_at=attempt.sent_at, policy=self.client.payment_policy
             )
-            logger.warning(
-                "402 Payment Required on key %s (model %s): payment circuit open",
-                route.scope.key_fingerprint,
-                self.spec.id,
-            )
+            logger.debug("402 on key %s (model %s)", route.scope.key_fingerprint, self.spec.id)
             return Recovery("sleep", delay=0.0, call_hook=new_outage and not route.fallback, error=error)
         if action.kind == "raise":
             return Recovery("raise", error=error)
