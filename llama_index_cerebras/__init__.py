@@ -1,7 +1,11 @@
-"""LlamaIndex adapter for cerebras-paygo (``Cerebras``, a ``FunctionCallingLLM``): not built yet.
+"""LlamaIndex integration of cerebras-paygo: ``from llama_index_cerebras import Cerebras``.
 
-The core (``cerebras_paygo``) and the LangChain adapter are usable today; this package only
-reserves the import name so the distribution's layout is final.
+``Cerebras`` is a ``FunctionCallingLLM`` over ``cerebras_paygo.CerebrasClient``: token-aware shared
+rate limiting, 402 handling, context caps and spend tracking on every call, metadata from the
+model catalog (so agents and structured output work), and no dependency on langchain or openai.
 """
 
-__all__: list[str] = []
+from cerebras_paygo._version import __version__
+from llama_index_cerebras.base import Cerebras
+
+__all__ = ["Cerebras", "__version__"]

@@ -1,0 +1,694 @@
+"""``Cerebras``: a LlamaIndex ``FunctionCallingLLM`` over the cerebras-paygo core.
+
+Every call goes through ``cerebras_paygo.CerebrasClient``, so rate limits (requests and tokens per
+minute, hour and day, shared by every instance in the process), 402 handling, context-window
+checks, retries and spend tracking apply to all eight chat/complete methods, to tool calling,
+agents and structured output alike. This module only translates (see ``_convert`` and
+``_schema``); no decision about reserving, waiting, retrying or cutting is made here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events.llm import LLMStructuredPredictEndEvent, LLMStructuredPredictStartEvent
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.program.streaming_utils import process_streaming_content_incremental
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import Model, PydanticProgramMode
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from typing_extensions import Self
+
+from cerebras_paygo.catalog import Catalog, ModelSpec, Tier, default_catalog
+from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo.payment import PaymentPolicy
+from cerebras_paygo.ratelimit import RateLimits
+from cerebras_paygo.settings import DEFAULT_BASE_URL, normalize_base_url
+from cerebras_paygo.wire import ChatCompletionRequest
+from llama_index_cerebras._convert import (
+    StreamFolder,
+    completion_to_response,
+    first_call_only,
+    messages_to_wire,
+    tool_choice_for,
+    tool_selections,
+)
+from llama_index_cerebras._schema import parse_output, response_format_for, strict_schema
+
+if TYPE_CHECKING:
+    from llama_index.core.program.utils import FlexibleModel
+    from llama_index.core.tools.types import BaseTool
+
+    #: What a structured stream yields: partial objects, then the whole one.
+    _Partial: TypeAlias = "Model | list[Model] | FlexibleModel | list[FlexibleModel]"
+
+__all__ = ["Cerebras"]
+
+logger = logging.getLogger("llama_index_cerebras")
+dispatcher = get_dispatcher(__name__)
+
+DEFAULT_MODEL = "gpt-oss-120b"
+INTEGRATION_NAME = "llama-index-cerebras-paygo"
+
+# Constructor names of llama-index-llms-cerebras / OpenAILike -> ours.
+_LEGACY_NAMES = {"api_base": "base_url", "request_timeout": "timeout"}
+# Their metadata switches: ours come from the catalog, so these are dropped (with a warning)
+# rather than sent to the API.
+_CATALOG_DECIDES = frozenset({"is_chat_model", "is_function_calling_model", "should_use_structured_outputs"})
+_BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
+
+
+def _base_url_from_env() -> str:
+    return os.environ.get("CEREBRAS_BASE_URL") or DEFAULT_BASE_URL
+
+
+class Cerebras(FunctionCallingLLM):
+    """Cerebras models (PayGo and free tier) for LlamaIndex.
+
+    Stays inside the API's limits: requests and tokens per minute/hour/day are reserved before
+    sending and shared by every instance in the process (so ``asyncio.gather`` of a hundred
+    ``achat`` calls sees no 429), ``402 Payment Required`` follows a payment policy, prompts that
+    cannot fit the model's window fail before any request, and each response says what it cost.
+
+    ``metadata`` comes from the model catalog: the context window of your tier (131,072 tokens
+    on PayGo for ``gpt-oss-120b``, 8,192 on the free tier) and function calling, so
+    ``FunctionAgent``, ``predict_and_call`` and ``structured_predict`` work out of the box.
+
+    Setup:
+        ``pip install "cerebras-paygo[llama-index]"`` and ``export CEREBRAS_API_KEY=csk-...``
+        (``OPENAI_API_KEY`` is never read).
+
+    Example:
+        .. code-block:: python
+
+            from llama_index.core import Settings
+            from llama_index_cerebras import Cerebras
+
+            Settings.llm = Cerebras(model="gpt-oss-120b", max_tokens=1024)
+            response = Settings.llm.complete("Say hi in Portuguese")
+            response.text                                # 'Olá!'
+            response.additional_kwargs["total_tokens"]   # 31
+            response.additional_kwargs["cost_usd"]       # 1.07e-05
+    """
+
+    # --- model and sampling -------------------------------------------------------------------
+    model: str = Field(default=DEFAULT_MODEL, description="Model id, for instance 'gpt-oss-120b' or 'zai-glm-4.7'.")
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Sampling temperature (the model's default when unset)."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Most tokens to generate, reasoning included (sent as max_completion_tokens). Cerebras reserves "
+            "all of it against the tokens-per-minute quota; unset, the catalog's default for the model and "
+            "tier is sent rather than the model's maximum."
+        ),
+    )
+    reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
+        default=None, description="How hard a reasoning model thinks; 'none' turns reasoning off where allowed."
+    )
+    reasoning_format: Literal["parsed", "text_parsed", "raw", "hidden", "none"] | None = Field(
+        default=None,
+        description="Where reasoning goes: parsed/text_parsed (a ThinkingBlock), raw (in the text), hidden (dropped).",
+    )
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Other request fields (top_p, seed, stop, service_tier ...), sent as given."
+    )
+
+    # --- client -------------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description=(
+            "The Cerebras key; CEREBRAS_API_KEY when not given (read at the first call). Never serialized. "
+            "A missing key fails at the first call with MissingAPIKeyError, never by sending another key."
+        ),
+    )
+    base_url: str = Field(
+        default_factory=_base_url_from_env,
+        validate_default=True,
+        description="API root: CEREBRAS_BASE_URL (read when the instance is built), else https://api.cerebras.ai/v1.",
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, description="HTTP timeout in seconds (default 60 s, connect 5 s)."
+    )
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of 5xx and connection failures; 429s are waited out and 402s follow payment_policy.",
+    )
+
+    # --- the core's policies ------------------------------------------------------------------
+    tier: Literal["paygo", "free"] | None = Field(
+        default=None, description="'paygo' or 'free' (8,192-token window, free limits); else CEREBRAS_TIER, else paygo."
+    )
+    rate_limits: dict[str, int] | None = Field(
+        default=None,
+        description=(
+            "Your limits ({'tokens_per_minute': ..., ...}) when they differ from the catalog's; headers win once seen."
+        ),
+    )
+    payment_policy: PaymentPolicy | None = Field(
+        default=None, exclude=True, description="What to do on 402: wait for auto-recharge, call a hook, fall back."
+    )
+    context_overflow: Literal["raise", "trim_history", "shrink_completion"] = Field(
+        default="raise",
+        description="When prompt + max_tokens cannot fit: raise before sending, drop old turns, or shrink max_tokens.",
+    )
+    context_window: int | None = Field(
+        default=None, gt=0, description="A window to use instead of the catalog's for the tier."
+    )
+    max_spend_usd: float | None = Field(
+        default=None, ge=0, description="Refuse requests whose worst-case cost would cross this budget (USD)."
+    )
+    client: CerebrasClient | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="A CerebrasClient to share between instances (its settings then win over the ones above).",
+    )
+
+    _client: CerebrasClient | None = PrivateAttr(default=None)
+
+    # --- validation ---------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_and_extra(cls, values: Any) -> Any:
+        """Accept llama-index-llms-cerebras' names; unknown arguments become request fields."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        values.pop("class_name", None)
+        for old, new in _LEGACY_NAMES.items():
+            if old in values:
+                values.setdefault(new, values.pop(old))
+        if "api_key" in values and isinstance(values["api_key"], str) and not values["api_key"]:
+            values["api_key"] = None
+        known = set(cls.model_fields)
+        extra = dict(values.get("additional_kwargs") or {})
+        for name in list(values):
+            if name in known:
+                continue
+            value = values.pop(name)
+            if name in _CATALOG_DECIDES:
+                warnings.warn(
+                    f"Cerebras ignores {name}={value!r}: it comes from the model catalog", UserWarning, stacklevel=4
+                )
+                continue
+            warnings.warn(
+                f"{name!r} is not a Cerebras parameter; it is sent to the API in additional_kwargs",
+                UserWarning,
+                stacklevel=4,
+            )
+            extra[name] = value
+        if extra:
+            values["additional_kwargs"] = extra
+        return values
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return normalize_base_url(value)
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _rate_limits_as_dict(cls, value: Any) -> Any:
+        if isinstance(value, RateLimits):
+            return value.as_dict()
+        if isinstance(value, Mapping):
+            return RateLimits.from_mapping(value).as_dict()
+        return value
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _lower_tier(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _known_model(self) -> Self:
+        self._catalog().get(self.model)  # an UnknownModelWarning now rather than at the first call
+        return self
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Cerebras"
+
+    # --- catalog and metadata -----------------------------------------------------------------
+
+    def _catalog(self) -> Catalog:
+        return self.client.catalog if self.client is not None else default_catalog()
+
+    def _spec(self) -> ModelSpec:
+        return self._catalog().get(self.model, warn=False)
+
+    def _tier(self) -> Tier:
+        if self.client is not None:
+            return self.client.settings.tier
+        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
+        return "free" if tier == "free" else "paygo"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """Window and output from the catalog for the tier; function calling when the model has tools."""
+        spec = self._spec()
+        tier = self._tier()
+        window = self.context_window
+        if self.client is not None:
+            window = self.client.context_window
+        return LLMMetadata(
+            context_window=window or spec.window(tier),
+            num_output=self.max_tokens or spec.default_completion(tier),
+            is_chat_model=True,
+            is_function_calling_model=spec.capabilities.tools,
+            model_name=self.model,
+            system_role=MessageRole.SYSTEM,
+        )
+
+    # --- the core client ----------------------------------------------------------------------
+
+    @property
+    def cerebras_client(self) -> CerebrasClient:
+        """The core client every call goes through: ``client=`` if given, else built once, lazily.
+
+        A client built without a key is not kept: its call raises ``MissingAPIKeyError``, and the
+        next call reads ``CEREBRAS_API_KEY`` again.
+        """
+        if self.client is not None:
+            return self.client
+        built = self._client
+        if built is not None:
+            return built
+        with _BUILD_LOCK:
+            if self._client is not None:
+                return self._client
+            client = self._build_client()
+            if client.settings.api_key is not None:
+                self._client = client
+            return client
+
+    def _build_client(self) -> CerebrasClient:
+        return CerebrasClient(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            tier=self.tier,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            rate_limits=self.rate_limits,
+            payment_policy=self.payment_policy,
+            context_overflow=self.context_overflow,
+            context_window=self.context_window,
+            max_spend_usd=self.max_spend_usd,
+            integration=INTEGRATION_NAME,
+        )
+
+    # A copy may get other settings (``model_copy(update=...)``), so it builds its own client; an
+    # explicit ``client`` stays shared; pickling leaves the built client out.
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._client = None
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        if self._client is not None:
+            memo[id(self._client)] = None
+        if self.client is not None:
+            memo[id(self.client)] = self.client
+        if self.payment_policy is not None:
+            memo[id(self.payment_policy)] = self.payment_policy
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_client": None}
+        return state
+
+    def close(self) -> None:
+        """Close the connections of a client this instance built (a shared ``client`` stays open)."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Async ``close``."""
+        if self._client is not None:
+            await self._client.aclose()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _request(
+        self, messages: Sequence[ChatMessage], *, stream: bool = False, **kwargs: Any
+    ) -> ChatCompletionRequest:
+        """The wire request: instance fields, ``additional_kwargs``, then the call's kwargs."""
+        params: dict[str, Any] = {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_completion_tokens": self.max_tokens,
+            "reasoning_effort": self.reasoning_effort,
+            "reasoning_format": self.reasoning_format,
+        }
+        params = {key: value for key, value in params.items() if value is not None}
+        params.update(self.additional_kwargs)
+        call = dict(kwargs)
+        call.pop("formatted", None)
+        call.pop("stream", None)
+        if "max_tokens" in call:
+            call["max_completion_tokens"] = call.pop("max_tokens")
+        params.update({key: value for key, value in call.items() if value is not None})
+        if stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        return ChatCompletionRequest(messages=messages_to_wire(messages), **params)
+
+    # --- chat ---------------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await self._achat(messages, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return self._stream_chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        return self._astream_chat(messages, **kwargs)
+
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = self.cerebras_client.chat(self._request(messages, **kwargs))
+        return completion_to_response(result.completion, result.info)
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = await self.cerebras_client.achat(self._request(messages, **kwargs))
+        return completion_to_response(result.completion, result.info)
+
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        request = self._request(messages, stream=True, **kwargs)
+        client = self.cerebras_client
+
+        def gen() -> ChatResponseGen:
+            folder = StreamFolder()
+            items = client.stream(request)
+            try:
+                for item in items:
+                    response = folder.feed(item)
+                    if response is not None:
+                        yield response
+            finally:
+                # Stopping early settles the core's booking at once.
+                close = getattr(items, "close", None)
+                if callable(close):
+                    close()
+            tail = folder.close()
+            if tail is not None:
+                yield tail
+
+        return gen()
+
+    def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        request = self._request(messages, stream=True, **kwargs)
+        client = self.cerebras_client
+
+        async def gen() -> ChatResponseAsyncGen:
+            folder = StreamFolder()
+            items = client.astream(request)
+            try:
+                async for item in items:
+                    response = folder.feed(item)
+                    if response is not None:
+                        yield response
+            finally:
+                aclose = getattr(items, "aclose", None)
+                if callable(aclose):
+                    await aclose()
+            tail = folder.close()
+            if tail is not None:
+                yield tail
+
+        return gen()
+
+    # --- complete (a single user turn through chat) --------------------------------------------
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return _to_completion(self._chat(_prompt_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return _to_completion(await self._achat(_prompt_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        responses = self._stream_chat(_prompt_messages(prompt), **kwargs)
+
+        def gen() -> CompletionResponseGen:
+            for response in responses:
+                yield _to_completion(response)
+
+        return gen()
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        responses = self._astream_chat(_prompt_messages(prompt), **kwargs)
+
+        async def gen() -> CompletionResponseAsyncGen:
+            async for response in responses:
+                yield _to_completion(response)
+
+        return gen()
+
+    # --- tools --------------------------------------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` arguments for a turn with tools.
+
+        Args:
+            tools: the tools the model may call.
+            user_msg, chat_history: the conversation (``chat_history`` is not modified).
+            allow_parallel_tool_calls: sent as ``parallel_tool_calls`` to models that can call
+                tools in parallel; otherwise the response is cut to its first call.
+            tool_required: the model must call a tool (``tool_choice="required"``).
+            tool_choice: ``"auto"``, ``"none"``, ``"required"``, a tool's name, or an API dict.
+            strict: ``True`` asks for constrained decoding of the arguments (when the tool's
+                schema allows it); ``False`` is sent as such; ``None`` leaves the API default.
+            kwargs: other request fields.
+        """
+        specs = [self._tool_spec(tool, strict) for tool in tools]
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        prepared: dict[str, Any] = {"messages": messages}
+        if specs:
+            names = [spec["function"]["name"] for spec in specs]
+            prepared["tools"] = specs
+            prepared["tool_choice"] = tool_choice_for(tool_choice, tool_required, names)
+            if self._spec().capabilities.parallel_tool_calls:
+                prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        prepared.update(kwargs)
+        return prepared
+
+    @staticmethod
+    def _tool_spec(tool: BaseTool, strict: bool | None) -> dict[str, Any]:
+        spec = tool.metadata.to_openai_tool(skip_length_check=True)
+        function = spec["function"]
+        if strict:
+            parameters = strict_schema(function.get("parameters") or {"type": "object", "properties": {}})
+            if parameters is None:
+                logger.warning(
+                    "tool %s: its schema cannot be made strict; sending it with strict=false", function["name"]
+                )
+                function["strict"] = False
+            else:
+                function["parameters"] = parameters
+                function["strict"] = True
+        elif strict is not None:
+            function["strict"] = False
+        return spec
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        if not allow_parallel_tool_calls:
+            response.message = first_call_only(response.message)
+        return response
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The response's tool calls (arguments parsed; empty or unparsable arguments are ``{}``).
+
+        Raises:
+            ValueError: no tool call while ``error_on_no_tool_call`` is set.
+        """
+        selections = tool_selections(response.message)
+        if not selections and error_on_no_tool_call:
+            raise ValueError("Expected at least one tool call, but got 0 tool calls.")
+        return selections
+
+    # --- structured output --------------------------------------------------------------------
+
+    def _uses_json_schema(self) -> bool:
+        return self.pydantic_program_mode == PydanticProgramMode.DEFAULT and self._spec().capabilities.json_schema
+
+    @staticmethod
+    def _schema_kwargs(output_cls: type[Model], llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        kwargs = dict(llm_kwargs or {})
+        for name in ("tool_choice", "tool_required", "tools"):
+            kwargs.pop(name, None)
+        kwargs["response_format"] = response_format_for(output_cls)
+        return kwargs
+
+    @dispatcher.span
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """``output_cls`` from the model: ``response_format=json_schema`` (strict where the schema
+        allows) when the catalog says the model supports it, else LlamaIndex's function-calling
+        program."""
+        if not self._uses_json_schema():
+            result: Model = super().structured_predict(output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args)
+            return result
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(output_cls=output_cls, template=prompt, template_args=prompt_args)
+        )
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        response = self.chat(messages, **self._schema_kwargs(output_cls, llm_kwargs))
+        result = parse_output(output_cls, response.message.content)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result
+
+    @dispatcher.span
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async ``structured_predict``."""
+        if not self._uses_json_schema():
+            result: Model = await super().astructured_predict(output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args)
+            return result
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(output_cls=output_cls, template=prompt, template_args=prompt_args)
+        )
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        response = await self.achat(messages, **self._schema_kwargs(output_cls, llm_kwargs))
+        result = parse_output(output_cls, response.message.content)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[_Partial[Model], None, None]:
+        if not self._uses_json_schema():
+            return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        responses = self.stream_chat(messages, **self._schema_kwargs(output_cls, llm_kwargs))
+
+        def gen() -> Generator[_Partial[Model], None, None]:
+            current: Model | FlexibleModel | None = None
+            last: ChatResponse | None = None
+            for response in responses:
+                last = response
+                current = process_streaming_content_incremental(response, output_cls, current)
+                yield current
+            if last is not None:
+                yield parse_output(output_cls, last.message.content)
+
+        return gen()
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[_Partial[Model], None]:
+        if not self._uses_json_schema():
+            return await super()._structured_astream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        responses = await self.astream_chat(messages, **self._schema_kwargs(output_cls, llm_kwargs))
+
+        async def gen() -> AsyncGenerator[_Partial[Model], None]:
+            current: Model | FlexibleModel | None = None
+            last: ChatResponse | None = None
+            async for response in responses:
+                last = response
+                current = process_streaming_content_incremental(response, output_cls, current)
+                yield current
+            if last is not None:
+                yield parse_output(output_cls, last.message.content)
+
+        return gen()
+
+
+def _prompt_messages(prompt: str) -> list[ChatMessage]:
+    return [ChatMessage(role=MessageRole.USER, content=prompt)]
+
+
+def _to_completion(response: ChatResponse) -> CompletionResponse:
+    """A chat response as a completion: the text, and the message's extras (reasoning) merged in."""
+    return CompletionResponse(
+        text=response.message.content or "",
+        delta=response.delta,
+        raw=response.raw,
+        logprobs=response.logprobs,
+        additional_kwargs={**response.message.additional_kwargs, **response.additional_kwargs},
+    )
