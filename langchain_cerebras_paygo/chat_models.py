@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -28,8 +27,8 @@ from langchain_core.utils import secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
-from typing_extensions import Self
 
+from cerebras_paygo.adapters import ClientOwner
 from cerebras_paygo.gateway import CerebrasClient
 from cerebras_paygo.payment import PaymentPolicy
 from cerebras_paygo.ratelimit import RateLimits
@@ -42,8 +41,7 @@ from langchain_cerebras_paygo._structured import (
     StrictToolArgsParser,
     pydantic_class,
     response_format_for,
-    schema_function,
-    strict_schema,
+    strict_tool_function,
 )
 
 __all__ = ["ChatCerebras"]
@@ -63,11 +61,10 @@ _LEGACY_NAMES = {
 _REFUSED_NAMES = frozenset({"openai_api_key", "openai_api_base", "openai_organization", "openai_proxy"})
 
 _ToolChoice = dict[str, Any] | str | bool | None
-_BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
 _T = TypeVar("_T")
 
 
-class ChatCerebras(BaseChatModel):
+class ChatCerebras(ClientOwner, BaseChatModel):
     """Cerebras chat models (PayGo and free tier) for LangChain.
 
     A drop-in for ``langchain_cerebras.ChatCerebras`` (same constructor names) that stays inside
@@ -301,30 +298,14 @@ class ChatCerebras(BaseChatModel):
             params["ls_stop"] = [stops] if isinstance(stops, str) else list(stops)
         return params
 
-    def _resolved_tier(self) -> Literal["paygo", "free"]:
-        if self.client is not None:
-            return self.client.settings.tier
-        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
-        return "free" if tier == "free" else "paygo"
-
     def _resolve_model_profile(self) -> ModelProfile | None:
         catalog = self.client.catalog if self.client is not None else None
         return profile_for(self.model_name, self._resolved_tier(), catalog)
 
     # --- the core client ----------------------------------------------------------------------
 
-    @property
-    def cerebras_client(self) -> CerebrasClient:
-        """The core client every call goes through: ``client=`` if given, else built once, lazily."""
-        if self.client is not None:
-            return self.client
-        built = self._client
-        if built is not None:
-            return built
-        with _BUILD_LOCK:
-            if self._client is None:
-                self._client = self._build_client()
-            return self._client
+    # ``cerebras_client``, copies, pickles and ``close`` are the core's ``ClientOwner``; here only
+    # which fields build the client.
 
     def _build_client(self) -> CerebrasClient:
         http_client = self.http_client
@@ -350,39 +331,10 @@ class ChatCerebras(BaseChatModel):
             integration=INTEGRATION_NAME,
         )
 
-    # A copy may get other settings (``model_copy(update=...)``), so it builds its own client; an
-    # explicit ``client`` and the HTTP clients stay shared; pickling leaves the built client out.
-
-    def __copy__(self) -> Self:
-        copied = super().__copy__()
-        copied._client = None
-        return copied
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        memo = {} if memo is None else memo
-        if self._client is not None:
-            memo[id(self._client)] = None
-        for shared in (self.client, self.http_client, self.http_async_client):
-            if shared is not None:
-                memo[id(shared)] = shared
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
-        private = state.get("__pydantic_private__")
-        if private:
-            state["__pydantic_private__"] = {**private, "_client": None}
-        return state
-
-    def close(self) -> None:
-        """Close the HTTP connections of a client this instance built (a shared ``client`` stays open)."""
-        if self._client is not None:
-            self._client.close()
-
-    async def aclose(self) -> None:
-        """Async ``close``."""
-        if self._client is not None:
-            await self._client.aclose()
+    def _shared_on_copy(self) -> tuple[object, ...]:
+        # The HTTP clients are the caller's: a deep copy uses them too (``ClientOwner`` decides
+        # the rest: a copy builds its own core client, a pickle leaves it out).
+        return (*super()._shared_on_copy(), self.http_client, self.http_async_client)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -542,7 +494,9 @@ class ChatCerebras(BaseChatModel):
             strict: constrained decoding (``None`` means ``True`` for ``json_schema`` and
                 ``function_calling``). The schema is made Cerebras-strict: objects closed, every
                 property required, optional ones nullable; the parser drops those ``null``\\ s
-                again, so optional fields keep their defaults.
+                again, so optional fields keep their defaults. A schema strict mode cannot
+                express (free-form ``dict`` fields, ``Any``, unions of more than five types) is
+                sent with ``strict: false``.
             kwargs: other request fields for the bound model.
 
         Raises:
@@ -559,23 +513,14 @@ class ChatCerebras(BaseChatModel):
         if method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
-            use_strict = True if strict is None else strict
-            response_format, parameters = response_format_for(schema, strict=use_strict)
+            response_format, parameters = response_format_for(schema, strict=True if strict is None else strict)
             llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format, **kwargs)
-            output_parser = StrictJsonOutputParser(
-                strip_schema=parameters if use_strict else None, pydantic_object=pydantic_object
-            )
+            output_parser = StrictJsonOutputParser(strip_schema=parameters, pydantic_object=pydantic_object)
         elif method == "function_calling":
             if schema is None:
                 raise ValueError("method='function_calling' needs a schema")
-            use_strict = True if strict is None else strict
-            function = schema_function(schema)
-            parameters = function["parameters"]
-            tool_function = dict(function)
-            if use_strict:
-                tool_function["parameters"] = strict_schema(parameters)
-                tool_function["strict"] = True
-            name = function["name"]
+            tool_function, parameters = strict_tool_function(schema, strict=True if strict is None else strict)
+            name = tool_function["name"]
             llm = self.bind(
                 tools=[{"type": "function", "function": tool_function}],
                 tool_choice={"type": "function", "function": {"name": name}},
@@ -583,10 +528,7 @@ class ChatCerebras(BaseChatModel):
                 **kwargs,
             )
             output_parser = StrictToolArgsParser(
-                key_name=name,
-                first_tool_only=True,
-                strip_schema=parameters if use_strict else None,
-                pydantic_object=pydantic_object,
+                key_name=name, first_tool_only=True, strip_schema=parameters, pydantic_object=pydantic_object
             )
         elif method == "json_mode":
             if strict is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import warnings
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -38,11 +37,13 @@ from llama_index.core.types import Model, PydanticProgramMode
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
-from cerebras_paygo.catalog import Catalog, ModelSpec, Tier, default_catalog
+from cerebras_paygo.adapters import ClientOwner
+from cerebras_paygo.catalog import Catalog, ModelSpec, default_catalog
 from cerebras_paygo.gateway import CerebrasClient
 from cerebras_paygo.payment import PaymentPolicy
 from cerebras_paygo.ratelimit import RateLimits
 from cerebras_paygo.settings import DEFAULT_BASE_URL, normalize_base_url
+from cerebras_paygo.structured import strict_function
 from cerebras_paygo.wire import ChatCompletionRequest
 from llama_index_cerebras._convert import (
     StreamFolder,
@@ -52,7 +53,7 @@ from llama_index_cerebras._convert import (
     tool_choice_for,
     tool_selections,
 )
-from llama_index_cerebras._schema import parse_output, response_format_for, strict_schema
+from llama_index_cerebras._schema import parse_output, response_format_for
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -74,14 +75,13 @@ _LEGACY_NAMES = {"api_base": "base_url", "request_timeout": "timeout"}
 # Their metadata switches: ours come from the catalog, so these are dropped (with a warning)
 # rather than sent to the API.
 _CATALOG_DECIDES = frozenset({"is_chat_model", "is_function_calling_model", "should_use_structured_outputs"})
-_BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
 
 
 def _base_url_from_env() -> str:
     return os.environ.get("CEREBRAS_BASE_URL") or DEFAULT_BASE_URL
 
 
-class Cerebras(FunctionCallingLLM):
+class Cerebras(ClientOwner, FunctionCallingLLM):
     """Cerebras models (PayGo and free tier) for LlamaIndex.
 
     Stays inside the API's limits: requests and tokens per minute/hour/day are reserved before
@@ -263,17 +263,11 @@ class Cerebras(FunctionCallingLLM):
     def _spec(self) -> ModelSpec:
         return self._catalog().get(self.model, warn=False)
 
-    def _tier(self) -> Tier:
-        if self.client is not None:
-            return self.client.settings.tier
-        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
-        return "free" if tier == "free" else "paygo"
-
     @property
     def metadata(self) -> LLMMetadata:
         """Window and output from the catalog for the tier; function calling when the model has tools."""
         spec = self._spec()
-        tier = self._tier()
+        tier = self._resolved_tier()
         window = self.context_window
         if self.client is not None:
             window = self.client.context_window
@@ -288,25 +282,8 @@ class Cerebras(FunctionCallingLLM):
 
     # --- the core client ----------------------------------------------------------------------
 
-    @property
-    def cerebras_client(self) -> CerebrasClient:
-        """The core client every call goes through: ``client=`` if given, else built once, lazily.
-
-        A client built without a key is not kept: its call raises ``MissingAPIKeyError``, and the
-        next call reads ``CEREBRAS_API_KEY`` again.
-        """
-        if self.client is not None:
-            return self.client
-        built = self._client
-        if built is not None:
-            return built
-        with _BUILD_LOCK:
-            if self._client is not None:
-                return self._client
-            client = self._build_client()
-            if client.settings.api_key is not None:
-                self._client = client
-            return client
+    # ``cerebras_client``, copies, pickles and ``close`` are the core's ``ClientOwner``; here only
+    # which fields build the client.
 
     def _build_client(self) -> CerebrasClient:
         return CerebrasClient(
@@ -322,41 +299,6 @@ class Cerebras(FunctionCallingLLM):
             max_spend_usd=self.max_spend_usd,
             integration=INTEGRATION_NAME,
         )
-
-    # A copy may get other settings (``model_copy(update=...)``), so it builds its own client; an
-    # explicit ``client`` stays shared; pickling leaves the built client out.
-
-    def __copy__(self) -> Self:
-        copied = super().__copy__()
-        copied._client = None
-        return copied
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        memo = {} if memo is None else memo
-        if self._client is not None:
-            memo[id(self._client)] = None
-        if self.client is not None:
-            memo[id(self.client)] = self.client
-        if self.payment_policy is not None:
-            memo[id(self.payment_policy)] = self.payment_policy
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
-        private = state.get("__pydantic_private__")
-        if private:
-            state["__pydantic_private__"] = {**private, "_client": None}
-        return state
-
-    def close(self) -> None:
-        """Close the connections of a client this instance built (a shared ``client`` stays open)."""
-        if self._client is not None:
-            self._client.close()
-
-    async def aclose(self) -> None:
-        """Async ``close``."""
-        if self._client is not None:
-            await self._client.aclose()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -531,20 +473,10 @@ class Cerebras(FunctionCallingLLM):
     @staticmethod
     def _tool_spec(tool: BaseTool, strict: bool | None) -> dict[str, Any]:
         spec = tool.metadata.to_openai_tool(skip_length_check=True)
-        function = spec["function"]
-        if strict:
-            parameters = strict_schema(function.get("parameters") or {"type": "object", "properties": {}})
-            if parameters is None:
-                logger.warning(
-                    "tool %s: its schema cannot be made strict; sending it with strict=false", function["name"]
-                )
-                function["strict"] = False
-            else:
-                function["parameters"] = parameters
-                function["strict"] = True
-        elif strict is not None:
-            function["strict"] = False
-        return spec
+        function = strict_function(spec["function"], strict=strict)
+        if strict and not function["strict"]:
+            logger.warning("tool %s: its schema cannot be made strict; sending it with strict=false", function["name"])
+        return {**spec, "function": function}
 
     def _validate_chat_with_tools_response(
         self,

@@ -1,0 +1,117 @@
+"""What the framework adapters' models share besides the gateway: owning the ``CerebrasClient``.
+
+LangChain's ``ChatCerebras`` and LlamaIndex's ``Cerebras`` are pydantic models whose fields
+configure one core client. ``ClientOwner`` decides once how that client lives, so that a copy,
+a pickle or a ``close`` means the same thing in both frameworks.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from cerebras_paygo.catalog import Tier
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel as _Model
+    from typing_extensions import Self
+
+    from cerebras_paygo.gateway import CerebrasClient
+    from cerebras_paygo.payment import PaymentPolicy
+else:
+    _Model = object  # a plain mixin at run time: the adapter's own pydantic base does the rest
+
+__all__ = ["ClientOwner"]
+
+_BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
+
+
+class ClientOwner(_Model):
+    """Mixin (listed before the framework's base class) for an adapter model that owns a core client.
+
+    The model declares the fields ``client`` (a ``CerebrasClient`` to share, or ``None``),
+    ``tier`` and ``payment_policy``, the private attribute
+    ``_client: CerebrasClient | None = PrivateAttr(default=None)``, and ``_build_client()``.
+
+    * ``cerebras_client`` is ``client`` when given, else one built lazily from the fields (once,
+      under a lock) and kept, unless it has no key: its call raises ``MissingAPIKeyError`` and the
+      next call reads ``CEREBRAS_API_KEY`` again.
+    * A copy (``model_copy``, ``copy.copy``, ``copy.deepcopy``) builds its own client, because its
+      fields may differ. A deep copy shares ``client``, ``payment_policy`` (its hook may be a bound
+      method: copying it would copy the object it reports to) and what ``_shared_on_copy`` adds.
+    * A pickle leaves the built client out; ``close``/``aclose`` close the built client only (a
+      shared ``client`` belongs to whoever made it).
+    """
+
+    if TYPE_CHECKING:
+        client: CerebrasClient | None
+        tier: str | None
+        payment_policy: PaymentPolicy | None
+        _client: CerebrasClient | None
+
+    def _build_client(self) -> CerebrasClient:
+        """The core client for this instance's fields."""
+        raise NotImplementedError
+
+    def _shared_on_copy(self) -> tuple[object, ...]:
+        """What a deep copy shares rather than copies (a subclass adds its connection objects)."""
+        return (self.client, self.payment_policy)
+
+    @property
+    def cerebras_client(self) -> CerebrasClient:
+        """The core client every call goes through: ``client=`` if given, else built once, lazily.
+
+        A client built without a key is not kept: its call raises ``MissingAPIKeyError``, and the
+        next call reads ``CEREBRAS_API_KEY`` again.
+        """
+        if self.client is not None:
+            return self.client
+        built = self._client
+        if built is not None:
+            return built
+        with _BUILD_LOCK:
+            if self._client is not None:
+                return self._client
+            client = self._build_client()
+            if client.settings.api_key is not None:
+                self._client = client
+            return client
+
+    def _resolved_tier(self) -> Tier:
+        """The tier calls run on: the shared client's, else ``tier``, ``CEREBRAS_TIER``, paygo."""
+        if self.client is not None:
+            return self.client.settings.tier
+        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
+        return "free" if tier == "free" else "paygo"
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._client = None
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        if self._client is not None:
+            memo[id(self._client)] = None
+        for shared in self._shared_on_copy():
+            if shared is not None:
+                memo[id(shared)] = shared
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_client": None}
+        return state
+
+    def close(self) -> None:
+        """Close the connections of a client this instance built (a shared ``client`` stays open)."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Async ``close``."""
+        if self._client is not None:
+            await self._client.aclose()
