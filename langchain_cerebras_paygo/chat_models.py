@@ -29,10 +29,12 @@ from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from cerebras_paygo.adapters import ClientOwner
+from cerebras_paygo.errors import ConfigurationError
 from cerebras_paygo.gateway import CerebrasClient
 from cerebras_paygo.payment import PaymentPolicy
 from cerebras_paygo.ratelimit import RateLimits
 from cerebras_paygo.settings import Settings, normalize_base_url
+from cerebras_paygo.tools import api_tool_choice, forced_tool
 from cerebras_paygo.wire import ChatCompletionRequest
 from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
 from langchain_cerebras_paygo._profiles import profile_for
@@ -579,23 +581,15 @@ def _format_tool(tool: Any, *, strict: bool | None = None) -> dict[str, Any]:
 
 
 def _tool_choice(tool_choice: _ToolChoice, tools: list[dict[str, Any]]) -> str | dict[str, Any] | None:
-    """LangChain's ``tool_choice`` values -> Cerebras': ``"any"`` is ``"required"``, a name is forced."""
+    """LangChain's ``tool_choice`` -> the API's; ``True`` forces the single bound tool."""
     if tool_choice is None or tool_choice is False:
         return None
     names = [tool["function"]["name"] for tool in tools if "function" in tool]
     if tool_choice is True:
         if len(names) != 1:
-            raise ValueError(f"tool_choice=True needs exactly one tool, got {len(names)}")
-        return {"type": "function", "function": {"name": names[0]}}
-    if isinstance(tool_choice, dict):
-        return tool_choice
-    if tool_choice == "any":
-        return "required"
-    if tool_choice in ("auto", "none", "required"):
-        return tool_choice
-    if tool_choice in names:
-        return {"type": "function", "function": {"name": tool_choice}}
-    raise ValueError(f"tool_choice {tool_choice!r} is not one of the bound tools {names}")
+            raise ConfigurationError(f"tool_choice=True needs exactly one tool, got {len(names)}")
+        return forced_tool(names[0])
+    return api_tool_choice(tool_choice, names)
 
 
 def _allow_in_load() -> None:

@@ -35,6 +35,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
 from cerebras_paygo.streaming import StreamAccumulator
+from cerebras_paygo.tools import api_tool_choice
 from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -209,22 +210,10 @@ def tool_choice_for(
     tool_choice: str | dict[str, Any] | None, tool_required: bool, names: Sequence[str]
 ) -> str | dict[str, Any]:
     """LlamaIndex's ``tool_choice`` -> the API's: ``None`` is ``"auto"`` (``"required"`` when
-    ``tool_required``), ``"any"`` is ``"required"``, a tool's name forces that tool.
-
-    Raises:
-        ValueError: a name that is not one of the tools.
-    """
+    ``tool_required``); everything else as the core maps it (``api_tool_choice``)."""
     if tool_choice is None:
         return "required" if tool_required else "auto"
-    if isinstance(tool_choice, dict):
-        return tool_choice
-    if tool_choice == "any":
-        return "required"
-    if tool_choice in ("auto", "none", "required"):
-        return tool_choice
-    if tool_choice in names:
-        return {"type": "function", "function": {"name": tool_choice}}
-    raise ValueError(f"tool_choice {tool_choice!r} is not 'auto', 'none', 'required' or one of the tools {list(names)}")
+    return api_tool_choice(tool_choice, names)
 
 
 # --- response --------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def test_tool_choice_true_and_errors(llm: ChatCerebras) -> None:
     assert bound.kwargs["tool_choice"] == {"type": "function", "function": {"name": "GetWeather"}}  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="exactly one"):
         llm.bind_tools([GetWeather, magic_function], tool_choice=True)
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ValueError, match="or one of the tools"):
         llm.bind_tools([GetWeather], tool_choice="other")
 
 
