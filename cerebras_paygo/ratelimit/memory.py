@@ -128,6 +128,19 @@ class MemoryLimiter:
                 entry.waiting_tokens -= reservation.tokens
                 entry.waiting_requests -= reservation.requests
 
+    def _close(self, reservation: Reservation, undo: Callable[[ScopeState, int], None]) -> bool:
+        """Close a reservation once (settle or release); False when it was already closed."""
+        self._check_owner(reservation)
+        with self._lock:
+            if reservation._closed:
+                return False
+            reservation._closed = True
+            entry = self._scopes.get(reservation.scope)
+            self._unwait(entry, reservation)
+            if entry is not None:
+                undo(entry.state, self._now())
+            return True
+
     def _check_owner(self, reservation: Reservation) -> None:
         if reservation._owner is not self:
             raise ConfigurationError("this reservation was granted by another limiter")
@@ -196,16 +209,8 @@ class MemoryLimiter:
         is unknown (timeout or broken stream after the server admitted the request). Idempotent:
         only the first settle or release of a reservation counts.
         """
-        self._check_owner(reservation)
         actual = max(0, int(actual_tokens))
-        with self._lock:
-            first = not reservation._closed
-            if first:
-                reservation._closed = True
-                entry = self._scopes.get(reservation.scope)
-                self._unwait(entry, reservation)
-                if entry is not None:
-                    gcra.settle(entry.state, reservation.booking, actual, self._now())
+        first = self._close(reservation, lambda state, now: gcra.settle(state, reservation.booking, actual, now))
         logger.debug(
             "settle %s reserved=%d actual=%d%s",
             reservation.scope,
@@ -217,15 +222,7 @@ class MemoryLimiter:
     def release(self, reservation: Reservation) -> None:
         """The request never reached the server (cancelled, connection refused, 429, 402):
         return its request and tokens. Idempotent, like ``settle``."""
-        self._check_owner(reservation)
-        with self._lock:
-            first = not reservation._closed
-            if first:
-                reservation._closed = True
-                entry = self._scopes.get(reservation.scope)
-                self._unwait(entry, reservation)
-                if entry is not None:
-                    gcra.release(entry.state, reservation.booking, self._now())
+        first = self._close(reservation, lambda state, now: gcra.release(state, reservation.booking, now))
         logger.debug(
             "release %s tokens=%d%s",
             reservation.scope,
