@@ -149,6 +149,12 @@ async def chat_completions(request: Request) -> Response:
     reserve = prompt_tokens + reserve_completion
     stream = bool(body.get("stream"))
 
+    def quota_exceeded(limit_name: str, retry_after: float) -> Response:
+        """The real 429 body of the quota that tripped (a storm fault says tokens per minute)."""
+        message, kind, code = limit_message(limit_name)
+        body = errors.body(message, kind, "quota", code)
+        return _respond(state, 429, body, org=org.name, model=model, request_id=request_id, retry_after=retry_after)
+
     with state.lock:
         now = state.clock()
         injected = state.faults.before_admission()
@@ -170,17 +176,8 @@ async def chat_completions(request: Request) -> Response:
                 state, status, errors.internal_error(status), org=org.name, model=model, request_id=request_id
             )
         if injected == "rate_limit":
-            message, kind, code = limit_message("tokens_per_minute")
             reset = buckets.buckets["tokens_per_minute"].reset_in(now) or 1.0
-            return _respond(
-                state,
-                429,
-                errors.body(message, kind, "quota", code),
-                org=org.name,
-                model=model,
-                request_id=request_id,
-                retry_after=reset,
-            )
+            return quota_exceeded("tokens_per_minute", reset)
         if not state.ledger.can_spend(org.name, now):
             return _respond(
                 state,
@@ -196,17 +193,8 @@ async def chat_completions(request: Request) -> Response:
             )
         trip = buckets.check(reserve, now)
         if trip is not None:
-            message, kind, code = limit_message(trip.name)
             wait = trip.wait_s if math.isfinite(trip.wait_s) else buckets.buckets[trip.name].window
-            return _respond(
-                state,
-                429,
-                errors.body(message, kind, "quota", code),
-                org=org.name,
-                model=model,
-                request_id=request_id,
-                retry_after=wait,
-            )
+            return quota_exceeded(trip.name, wait)
         buckets.take(reserve, now)
         state.in_flight += 1
         state.counters.record_admission(model, reserve)
