@@ -57,8 +57,8 @@ from typing import Any
 
 from _markdown import replace_section
 
-from cerebras_paygo.context import TokenEstimator, heuristic_tokens
-from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
+from cerebras_paygo._context import TokenEstimator, heuristic_tokens
+from cerebras_paygo._wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 
 BEGIN = "<!-- estimator -->"
 END = "<!-- /estimator -->"
@@ -248,7 +248,7 @@ def _baseline(rev: str) -> tuple[str, ModuleType] | None:
             ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         source = subprocess.run(
-            ["git", "show", f"{rev}:cerebras_paygo/context/estimator.py"],
+            ["git", "show", f"{rev}:cerebras_paygo/_context/estimator.py"],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from _markdown import replace_section
 
-from cerebras_paygo.ratelimit import MemoryLimiter, RateLimits, Scope
-from cerebras_paygo.wire import RateLimitSnapshot
+from cerebras_paygo._ratelimit import MemoryLimiter, RateLimits, Scope
+from cerebras_paygo._wire import RateLimitSnapshot
 
 TARGET_US = 50.0
 BEGIN = "<!-- limiter-overhead -->"

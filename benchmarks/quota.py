@@ -64,14 +64,14 @@ import openai
 from _markdown import read_section, replace_section
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
-from cerebras_paygo.context import shared_estimator
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._context import shared_estimator
+from cerebras_paygo._payment import reset_payment_circuits
+from cerebras_paygo._ratelimit import RateLimits, shared_limiter
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 from cerebras_paygo.emulator.config import EmulatorConfig
 from cerebras_paygo.emulator.server import EmulatorServer
 from cerebras_paygo.emulator.tokens import count_prompt
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import reset_payment_circuits
-from cerebras_paygo.ratelimit import RateLimits, shared_limiter
-from cerebras_paygo.wire import ChatCompletionRequest, Message
 
 MODEL = "gpt-oss-120b"
 LIMIT_SCOPE = f"paygo/{MODEL}"

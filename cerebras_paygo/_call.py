@@ -13,22 +13,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from cerebras_paygo._backends import monotonic
-from cerebras_paygo.billing import BudgetToken, worst_case_cost
-from cerebras_paygo.catalog import ModelSpec, Prices, Tier
-from cerebras_paygo.context import ContextPlan, plan_context
+from cerebras_paygo._billing import BudgetToken, worst_case_cost
+from cerebras_paygo._catalog import ModelSpec, Prices, Tier
+from cerebras_paygo._context import ContextPlan, plan_context
+from cerebras_paygo._payment import PaymentCircuit, payment_required_message
+from cerebras_paygo._ratelimit import RateLimits, Reservation, Scope
+from cerebras_paygo._retry import next_action
+from cerebras_paygo._settings import Settings
+from cerebras_paygo._wire import ChatCompletionRequest, RateLimitSnapshot, Usage
 from cerebras_paygo.errors import (
     CerebrasError,
     ContextWindowExceededError,
     PaymentRequiredError,
 )
-from cerebras_paygo.payment import PaymentCircuit, payment_required_message
-from cerebras_paygo.ratelimit import RateLimits, Reservation, Scope
-from cerebras_paygo.retry import next_action
-from cerebras_paygo.settings import Settings
-from cerebras_paygo.wire import ChatCompletionRequest, RateLimitSnapshot, Usage
 
 if TYPE_CHECKING:
-    from cerebras_paygo.gateway import CerebrasClient
+    from cerebras_paygo._client import CerebrasClient
 
 __all__ = ["SEND_POLL_S", "Attempt", "CallInfo", "CallState", "Recovery", "Route"]
 

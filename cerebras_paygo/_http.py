@@ -14,7 +14,9 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from cerebras_paygo._settings import INTEGRATION_HEADER, Settings
 from cerebras_paygo._version import __version__
+from cerebras_paygo._wire import ChatCompletionChunk, RateLimitSnapshot
 from cerebras_paygo.errors import (
     APIConnectionError,
     APIStatusError,
@@ -23,8 +25,6 @@ from cerebras_paygo.errors import (
     StreamInterruptedError,
     error_from_response,
 )
-from cerebras_paygo.settings import INTEGRATION_HEADER, Settings
-from cerebras_paygo.wire import ChatCompletionChunk, RateLimitSnapshot
 
 __all__ = [
     "USER_AGENT",

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from cerebras_paygo import PaymentRequiredError
-from cerebras_paygo.billing import shared_spend_meter
-from cerebras_paygo.gateway import CallInfo, CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
-from cerebras_paygo.wire import ChatCompletionChunk, ChatCompletionRequest, Message
+from cerebras_paygo._billing import shared_spend_meter
+from cerebras_paygo._client import CallInfo, CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._wire import ChatCompletionChunk, ChatCompletionRequest, Message
 
 MODEL = os.environ.get("CEREBRAS_MODEL", "gpt-oss-120b")
 HOOK_CALLS: list[dict[str, Any]] = []

@@ -35,7 +35,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from cerebras_paygo.wire import (
+from cerebras_paygo._wire import (
     ChatCompletion,
     ChatCompletionChunk,
     FunctionCall,
@@ -46,7 +46,7 @@ from cerebras_paygo.wire import (
 )
 
 if TYPE_CHECKING:
-    from cerebras_paygo.gateway import CallInfo
+    from cerebras_paygo._client import CallInfo
 
 __all__ = [
     "MODEL_PROVIDER",

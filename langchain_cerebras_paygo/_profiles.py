@@ -7,7 +7,7 @@ from typing import Any, get_type_hints
 
 from langchain_core.language_models import ModelProfile
 
-from cerebras_paygo.catalog import Catalog, ModelSpec, Tier, default_catalog
+from cerebras_paygo._catalog import Catalog, ModelSpec, Tier, default_catalog
 
 __all__ = ["profile_for"]
 

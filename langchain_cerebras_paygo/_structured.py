@@ -1,7 +1,7 @@
 """Structured output for LangChain: schema conversion and output parsers over the core's rules.
 
 Cerebras' strict-mode rules (closed objects, every property required, optional ones nullable,
-no ``format``, no type lists, what cannot be strict at all) live in ``cerebras_paygo.structured``;
+no ``format``, no type lists, what cannot be strict at all) live in ``cerebras_paygo._structured``;
 this module turns LangChain's schemas (pydantic classes v1/v2, TypedDicts, JSON schemas) into
 the core's inputs and wraps its ``strip_added_nulls`` in LangChain output parsers, so a missing
 optional field still takes its default (pydantic) or stays absent (TypedDict, JSON schema).
@@ -19,7 +19,7 @@ from langchain_core.outputs import Generation
 from langchain_core.utils.function_calling import convert_to_openai_function
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-from cerebras_paygo.structured import make_response_format, strict_function, strict_schema, strip_added_nulls
+from cerebras_paygo._structured import make_response_format, strict_function, strict_schema, strip_added_nulls
 
 __all__ = [
     "StrictJsonOutputParser",
@@ -49,7 +49,7 @@ def response_format_for(schema: Any, *, strict: bool) -> tuple[dict[str, Any], d
     """The ``response_format`` for ``method="json_schema"``, and the schema the output follows.
 
     ``strict`` asks for constrained decoding; a schema strict mode cannot express goes out with
-    ``strict: false`` instead (the core decides: ``cerebras_paygo.structured.make_response_format``).
+    ``strict: false`` instead (the core decides: ``cerebras_paygo._structured.make_response_format``).
     """
     function = schema_function(schema)
     parameters: dict[str, Any] = function["parameters"]

@@ -28,14 +28,14 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from cerebras_paygo.adapters import ClientOwner
+from cerebras_paygo._adapters import ClientOwner
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._ratelimit import RateLimits
+from cerebras_paygo._settings import Settings, normalize_base_url
+from cerebras_paygo._tools import api_tool_choice, forced_tool
+from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
-from cerebras_paygo.ratelimit import RateLimits
-from cerebras_paygo.settings import Settings, normalize_base_url
-from cerebras_paygo.tools import api_tool_choice, forced_tool
-from cerebras_paygo.wire import ChatCompletionRequest
 from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
 from langchain_cerebras_paygo._profiles import profile_for
 from langchain_cerebras_paygo._structured import (

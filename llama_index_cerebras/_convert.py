@@ -34,12 +34,12 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from cerebras_paygo.streaming import StreamAccumulator
-from cerebras_paygo.tools import api_tool_choice
-from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
+from cerebras_paygo._streaming import StreamAccumulator
+from cerebras_paygo._tools import api_tool_choice
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from cerebras_paygo.gateway import CallInfo
+    from cerebras_paygo._client import CallInfo
 
 __all__ = [
     "StreamFolder",

@@ -1,7 +1,7 @@
 """JSON-schema structured output for LlamaIndex: the ``response_format`` for an output class and
 the parse into it (pure).
 
-Cerebras' strict-mode rules live in ``cerebras_paygo.structured``: the schema is made strict when
+Cerebras' strict-mode rules live in ``cerebras_paygo._structured``: the schema is made strict when
 strict mode can express it *without changing its meaning* (an optional property becomes required
 but nullable) and sent with ``strict: false`` otherwise; ``parse_output`` drops the ``null``\\ s the
 original schema does not allow, so the field takes its default again.
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from cerebras_paygo.structured import make_response_format, strict_schema, strip_added_nulls
+from cerebras_paygo._structured import make_response_format, strict_schema, strip_added_nulls
 
 __all__ = ["parse_output", "response_format_for", "strict_schema", "strip_added_nulls"]
 

@@ -37,14 +37,14 @@ from llama_index.core.types import Model, PydanticProgramMode
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
-from cerebras_paygo.adapters import ClientOwner
-from cerebras_paygo.catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
-from cerebras_paygo.ratelimit import RateLimits
-from cerebras_paygo.settings import DEFAULT_BASE_URL, normalize_base_url
-from cerebras_paygo.structured import strict_function
-from cerebras_paygo.wire import ChatCompletionRequest
+from cerebras_paygo._adapters import ClientOwner
+from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._ratelimit import RateLimits
+from cerebras_paygo._settings import DEFAULT_BASE_URL, normalize_base_url
+from cerebras_paygo._structured import strict_function
+from cerebras_paygo._wire import ChatCompletionRequest
 from llama_index_cerebras._convert import (
     StreamFolder,
     completion_to_response,

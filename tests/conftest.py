@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cerebras_paygo.billing import shared_spend_meter
-from cerebras_paygo.context import shared_estimator
-from cerebras_paygo.payment import reset_payment_circuits
-from cerebras_paygo.ratelimit import shared_limiter
+from cerebras_paygo._billing import shared_spend_meter
+from cerebras_paygo._context import shared_estimator
+from cerebras_paygo._payment import reset_payment_circuits
+from cerebras_paygo._ratelimit import shared_limiter
 
 pytest_plugins = ["cerebras_paygo.emulator.pytest_plugin"]
 

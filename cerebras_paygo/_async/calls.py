@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from cerebras_paygo._backends import asleep, monotonic
 from cerebras_paygo._call import SEND_POLL_S, Attempt, CallInfo, CallState
+from cerebras_paygo._payment import acall_hook
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RateLimitSnapshot, Usage
 from cerebras_paygo.errors import CerebrasError
-from cerebras_paygo.payment import acall_hook
-from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RateLimitSnapshot, Usage
 
 if TYPE_CHECKING:
-    from cerebras_paygo.gateway import CerebrasClient
+    from cerebras_paygo._client import CerebrasClient
 
 __all__ = ["achat", "astream"]
 

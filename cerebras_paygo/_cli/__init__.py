@@ -1,1 +1,1 @@
-"""The bodies of the ``cerebras-paygo`` subcommands (``cerebras_paygo.cli`` defines their options)."""
+"""The bodies of the ``cerebras-paygo`` subcommands (``cerebras_paygo._cli.main`` defines their options)."""

@@ -7,6 +7,7 @@ import sys
 import time
 import warnings
 
+from cerebras_paygo._catalog import ModelSpec, UnknownModelWarning, default_catalog
 from cerebras_paygo._cli.common import (
     EXIT_OK,
     Failure,
@@ -21,10 +22,9 @@ from cerebras_paygo._cli.common import (
     render_table,
     settings_from_args,
 )
-from cerebras_paygo.catalog import ModelSpec, UnknownModelWarning, default_catalog
+from cerebras_paygo._settings import Settings
+from cerebras_paygo._wire import ChatCompletionRequest, Message, RateLimitSnapshot
 from cerebras_paygo.errors import CerebrasError
-from cerebras_paygo.settings import Settings
-from cerebras_paygo.wire import ChatCompletionRequest, Message, RateLimitSnapshot
 
 __all__ = ["PROBE_TOKENS", "add_arguments", "run"]
 
@@ -89,8 +89,8 @@ def _rate_limit_rows(snapshot: RateLimitSnapshot) -> list[list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cerebras_paygo.gateway import CerebrasClient
-    from cerebras_paygo.payment import PaymentPolicy
+    from cerebras_paygo._client import CerebrasClient
+    from cerebras_paygo._payment import PaymentPolicy
 
     print("cerebras-paygo check")
     print()

@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from cerebras_paygo._settings import Settings
 from cerebras_paygo.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -26,7 +27,6 @@ from cerebras_paygo.errors import (
     RateLimitError,
     RequestTooLargeError,
 )
-from cerebras_paygo.settings import Settings
 
 __all__ = [
     "EXIT_API",

@@ -20,6 +20,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cerebras_paygo._billing import shared_spend_meter
+from cerebras_paygo._catalog import ModelSpec, default_catalog
 from cerebras_paygo._cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -33,10 +35,8 @@ from cerebras_paygo._cli.common import (
     render_table,
     settings_from_args,
 )
-from cerebras_paygo.billing import shared_spend_meter
-from cerebras_paygo.catalog import ModelSpec, default_catalog
+from cerebras_paygo._settings import Settings
 from cerebras_paygo.errors import CerebrasError, ContextWindowExceededError
-from cerebras_paygo.settings import Settings
 
 __all__ = ["CARDS", "add_arguments", "run"]
 
@@ -279,7 +279,7 @@ class CoreBackend:
         self.extra = kw
 
     def _request(self, card: tuple[str, str], *, stream: bool = False) -> Any:
-        from cerebras_paygo.wire import ChatCompletionRequest, Message
+        from cerebras_paygo._wire import ChatCompletionRequest, Message
 
         question, context = card
         return ChatCompletionRequest(
@@ -312,7 +312,7 @@ class CoreBackend:
         return list(gathered)
 
     async def stream(self, card: tuple[str, str]) -> AsyncIterator[str]:
-        from cerebras_paygo.wire import ChatCompletionChunk
+        from cerebras_paygo._wire import ChatCompletionChunk
 
         async for item in self.client.astream(self._request(card, stream=True)):
             if isinstance(item, ChatCompletionChunk):
@@ -321,7 +321,7 @@ class CoreBackend:
                         yield choice.delta.content
 
     async def over_cap(self, prompt: str) -> None:
-        from cerebras_paygo.wire import ChatCompletionRequest, Message
+        from cerebras_paygo._wire import ChatCompletionRequest, Message
 
         await self.free_client.achat(
             ChatCompletionRequest(
@@ -438,7 +438,7 @@ def _start_emulator(stack: ExitStack, args: argparse.Namespace) -> Target | int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    from cerebras_paygo.ratelimit import RateLimits
+    from cerebras_paygo._ratelimit import RateLimits
 
     tpm = args.tpm or DEFAULT_TPM
     config = EmulatorConfig(
@@ -489,7 +489,7 @@ def _bucket_rows(client: Any, spec: ModelSpec) -> list[list[str]]:
 
 
 async def _demo(args: argparse.Namespace, target: Target, use_langchain: bool) -> int:
-    from cerebras_paygo.gateway import CerebrasClient
+    from cerebras_paygo._client import CerebrasClient
 
     settings = target.settings
     spec = default_catalog().get(args.model, warn=False)

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from cerebras_paygo._catalog import CATALOG_ENV, Catalog, ModelSpec, Tier, default_catalog
 from cerebras_paygo._cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -17,10 +18,9 @@ from cerebras_paygo._cli.common import (
     render_table,
     settings_from_args,
 )
-from cerebras_paygo.catalog import CATALOG_ENV, Catalog, ModelSpec, Tier, default_catalog
+from cerebras_paygo._ratelimit.limits import LIMIT_WINDOWS
+from cerebras_paygo._settings import Settings
 from cerebras_paygo.errors import CerebrasError
-from cerebras_paygo.ratelimit.limits import LIMIT_WINDOWS
-from cerebras_paygo.settings import Settings
 
 __all__ = ["add_arguments", "run"]
 
@@ -127,7 +127,7 @@ def model_record(spec: ModelSpec, tier: Tier, today: dt.date) -> dict[str, Any]:
 
 def _fetch_live(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     """The model ids ``GET /v1/models`` lists (raises ``CerebrasError``)."""
-    from cerebras_paygo.gateway import CerebrasClient
+    from cerebras_paygo._client import CerebrasClient
 
     settings = settings_from_args(args)
     with CerebrasClient(api_key=settings.api_key, base_url=settings.base_url, tier=settings.tier) as client:

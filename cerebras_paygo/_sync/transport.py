@@ -25,9 +25,9 @@ from cerebras_paygo._http import (
     parse_sse_data,
     request_id_of,
 )
+from cerebras_paygo._settings import Settings
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, ModelInfo, ModelList, RateLimitSnapshot
 from cerebras_paygo.errors import CerebrasError
-from cerebras_paygo.settings import Settings
-from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ModelInfo, ModelList, RateLimitSnapshot
 
 __all__ = ["ChatStream", "Transport"]
 

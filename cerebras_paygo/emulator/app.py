@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cerebras_paygo.catalog import Catalog
+from cerebras_paygo._catalog import Catalog
 from cerebras_paygo.emulator import errors
 from cerebras_paygo.emulator.clock import Clock
 from cerebras_paygo.emulator.config import EmulatorConfig

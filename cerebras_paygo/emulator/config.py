@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cerebras_paygo.ratelimit.limits import RateLimits
+from cerebras_paygo._ratelimit.limits import RateLimits
 
 __all__ = [
     "FREE_KEY",

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerebras_paygo.catalog import ModelSpec
+from cerebras_paygo._catalog import ModelSpec
 from cerebras_paygo.emulator.schemas import (
     STOPWORDS,
     PromptFacts,

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cerebras_paygo.ratelimit.limits import LIMIT_WINDOWS, RateLimits
+from cerebras_paygo._ratelimit.limits import LIMIT_WINDOWS, RateLimits
 
 __all__ = [
     "NO_LIMIT",

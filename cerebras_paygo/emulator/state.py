@@ -10,7 +10,8 @@ import hashlib
 import threading
 from typing import Any
 
-from cerebras_paygo.catalog import Catalog, ModelSpec, default_catalog
+from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
+from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo.emulator.billing import Ledger
 from cerebras_paygo.emulator.cache import PromptCache
 from cerebras_paygo.emulator.clock import Clock, ControllableClock
@@ -18,7 +19,6 @@ from cerebras_paygo.emulator.config import EmulatorConfig, OrgConfig
 from cerebras_paygo.emulator.faults import FaultState
 from cerebras_paygo.emulator.limits import BucketSet, RateLimiter, resolve_limits
 from cerebras_paygo.emulator.stats import Stats
-from cerebras_paygo.ratelimit.limits import RateLimits
 
 __all__ = ["EmulatorState"]
 

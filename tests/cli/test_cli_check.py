@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from cerebras_paygo._cli.common import EXIT_AUTH, EXIT_CONFIG, EXIT_CONNECTION, EXIT_MODEL, EXIT_PAYMENT
-from cerebras_paygo.cli import main
-from cerebras_paygo.settings import key_fingerprint
+from cerebras_paygo._cli.main import main
+from cerebras_paygo._settings import key_fingerprint
 
 
 def check(emulator: Any, *extra: str, key: str | None = None) -> int:

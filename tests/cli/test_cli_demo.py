@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.cli import main
+from cerebras_paygo._cli.main import main
 
 
 def assert_demo_output(out: str, requests: int) -> None:

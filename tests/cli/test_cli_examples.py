@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cerebras_paygo.cli import build_parser
+from cerebras_paygo._cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 

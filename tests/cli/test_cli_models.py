@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.catalog import default_catalog
-from cerebras_paygo.cli import main
+from cerebras_paygo._catalog import default_catalog
+from cerebras_paygo._cli.main import main
 
 
 def _row(out: str, model_id: str) -> str:

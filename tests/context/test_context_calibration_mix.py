@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.catalog import Catalog
-from cerebras_paygo.context import TokenEstimator, heuristic_tokens, plan_context
+from cerebras_paygo._catalog import Catalog
+from cerebras_paygo._context import TokenEstimator, heuristic_tokens, plan_context
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 from cerebras_paygo.errors import ContextWindowExceededError
-from cerebras_paygo.wire import ChatCompletionRequest, Message
 
 emulator = pytest.importorskip("cerebras_paygo.emulator.tokens")
 

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.context import (
+from cerebras_paygo._context import (
     DEFAULT_PROFILES,
     GENERIC_PROFILE,
     TokenEstimator,
     heuristic_tokens,
     shared_estimator,
 )
-from cerebras_paygo.context.estimator import add_parts, subtract_parts
+from cerebras_paygo._context.estimator import add_parts, subtract_parts
+from cerebras_paygo._wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, error_from_response
-from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 
 MODEL = "gpt-oss-120b"
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.catalog import Catalog, Tier
-from cerebras_paygo.context import DEFAULT_PROFILES, ContextPlan, TokenEstimator, plan_context
+from cerebras_paygo._catalog import Catalog, Tier
+from cerebras_paygo._context import DEFAULT_PROFILES, ContextPlan, TokenEstimator, plan_context
+from cerebras_paygo._wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
-from cerebras_paygo.wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 
 CATALOG = Catalog.load()
 GPT = CATALOG.get("gpt-oss-120b")

@@ -9,9 +9,9 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from cerebras_paygo.adapters import ClientOwner
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
+from cerebras_paygo._adapters import ClientOwner
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
 
 
 class Reporter:

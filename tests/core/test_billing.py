@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo.billing import (
+from cerebras_paygo._billing import (
     Budget,
     BudgetGuard,
     SpendMeter,
@@ -18,9 +18,9 @@ from cerebras_paygo.billing import (
     shared_spend_meter,
     worst_case_cost,
 )
-from cerebras_paygo.catalog import Prices, default_catalog
+from cerebras_paygo._catalog import Prices, default_catalog
+from cerebras_paygo._wire import Usage
 from cerebras_paygo.errors import BudgetExceededError, ConfigurationError
-from cerebras_paygo.wire import Usage
 
 GPT_OSS = Prices(input=0.35, output=0.75)
 CACHED = Prices(input=1.0, output=2.0, cached_input=0.1)

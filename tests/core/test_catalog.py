@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cerebras_paygo.catalog import CATALOG_ENV, Catalog, UnknownModelWarning
+from cerebras_paygo._catalog import CATALOG_ENV, Catalog, UnknownModelWarning
 from cerebras_paygo.errors import ConfigurationError, ModelRetiredError
 
 

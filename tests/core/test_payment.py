@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from cerebras_paygo.errors import ConfigurationError
-from cerebras_paygo.payment import (
+from cerebras_paygo._payment import (
     PROBE_POLL,
     Gate,
     PaymentCircuit,
@@ -26,6 +25,7 @@ from cerebras_paygo.payment import (
     payment_required_message,
     reset_payment_circuits,
 )
+from cerebras_paygo.errors import ConfigurationError
 
 SECRET = "csk-very-secret-fallback-key-1234567890"
 INFO = {

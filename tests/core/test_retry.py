@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from cerebras_paygo import retry as retry_module
+from cerebras_paygo import _retry as retry_module
+from cerebras_paygo._retry import (
+    MAX_RETRY_AFTER,
+    RESET_PAD,
+    RetryAction,
+    RetryPolicy,
+    next_action,
+    parse_retry_after,
+)
 from cerebras_paygo.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,14 +31,6 @@ from cerebras_paygo.errors import (
     RequestTooLargeError,
     StreamInterruptedError,
     error_from_response,
-)
-from cerebras_paygo.retry import (
-    MAX_RETRY_AFTER,
-    RESET_PAD,
-    RetryAction,
-    RetryPolicy,
-    next_action,
-    parse_retry_after,
 )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cerebras_paygo._settings import Settings, key_fingerprint, normalize_base_url
 from cerebras_paygo.errors import ConfigurationError, MissingAPIKeyError
-from cerebras_paygo.settings import Settings, key_fingerprint, normalize_base_url
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Cerebras strict JSON schemas (``cerebras_paygo.structured``): the rewrite, what cannot be strict,
+"""Cerebras strict JSON schemas (``cerebras_paygo._structured``): the rewrite, what cannot be strict,
 the ``response_format``/tool bodies, the null fix-up, round trips and the emulator's answers."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from cerebras_paygo.structured import (
+from cerebras_paygo._structured import (
     MAX_ANY_OF,
     make_response_format,
     schema_name,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cerebras_paygo._tools import api_tool_choice, forced_tool
 from cerebras_paygo.errors import ConfigurationError
-from cerebras_paygo.tools import api_tool_choice, forced_tool
 
 NAMES = ["get_weather", "magic_function"]
 

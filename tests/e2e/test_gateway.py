@@ -8,10 +8,10 @@ import logging
 import pytest
 
 from cerebras_paygo import errors
-from cerebras_paygo.gateway import CallInfo, CerebrasClient
-from cerebras_paygo.ratelimit import shared_limiter
-from cerebras_paygo.streaming import StreamAccumulator
-from cerebras_paygo.wire import ChatCompletionChunk, ChatCompletionRequest, Message
+from cerebras_paygo._client import CallInfo, CerebrasClient
+from cerebras_paygo._ratelimit import shared_limiter
+from cerebras_paygo._streaming import StreamAccumulator
+from cerebras_paygo._wire import ChatCompletionChunk, ChatCompletionRequest, Message
 
 
 def request(text: str = "Say hello in three words.", **kwargs: object) -> ChatCompletionRequest:

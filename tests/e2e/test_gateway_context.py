@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cerebras_paygo import errors
-from cerebras_paygo.context import TokenEstimator
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.wire import ChatCompletionRequest, Message
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._context import TokenEstimator
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 
 FILLER = "The quick brown fox jumps over the lazy dog near the riverbank at dawn. "
 

@@ -9,9 +9,9 @@ import anyio
 import pytest
 
 from cerebras_paygo import errors
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
-from cerebras_paygo.wire import ChatCompletionRequest, Message
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 
 
 def request(text: str = "Give me one fun fact.", **kwargs: object) -> ChatCompletionRequest:

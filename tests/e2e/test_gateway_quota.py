@@ -7,9 +7,9 @@ import threading
 import anyio
 import pytest
 
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.ratelimit import RateLimits
-from cerebras_paygo.wire import ChatCompletionRequest, Message
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._ratelimit import RateLimits
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 
 TPM = 6000
 

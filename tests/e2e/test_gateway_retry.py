@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cerebras_paygo import errors
-from cerebras_paygo.gateway import CallInfo, CerebrasClient
-from cerebras_paygo.wire import ChatCompletionRequest, Message
+from cerebras_paygo._client import CallInfo, CerebrasClient
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 
 
 def request(text: str = "Name a color.", **kwargs: object) -> ChatCompletionRequest:

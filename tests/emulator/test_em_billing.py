@@ -7,7 +7,7 @@ import math
 import httpx
 import pytest
 
-from cerebras_paygo.catalog import default_catalog
+from cerebras_paygo._catalog import default_catalog
 from cerebras_paygo.emulator.config import AutoRecharge, OrgConfig
 from tests.emulator._helpers import GLM, MODEL, assert_rate_headers, chat
 

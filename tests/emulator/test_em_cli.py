@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from cerebras_paygo.cli import build_parser, emulator_config_from_args, main
+from cerebras_paygo._cli.main import build_parser, emulator_config_from_args, main
 from cerebras_paygo.emulator.config import PAYGO_KEY, PAYGO_ORG
 from tests.emulator._helpers import MODEL, sse_events
 
@@ -88,7 +88,15 @@ def _free_port() -> int:
 def test_emulate_serves_until_stopped():
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cerebras_paygo.cli", "emulate", f"--port={port}", "--no-done", "--rate-limit-next=1"],
+        [
+            sys.executable,
+            "-m",
+            "cerebras_paygo._cli.main",
+            "emulate",
+            f"--port={port}",
+            "--no-done",
+            "--rate-limit-next=1",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

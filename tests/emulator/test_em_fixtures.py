@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo.emulator import EmulatorServer, FaultConfig
 from cerebras_paygo.emulator.pytest_plugin import AsgiEmulatorHandle, EmulatorHandle
-from cerebras_paygo.ratelimit.limits import RateLimits
 from tests.emulator._helpers import MODEL, chat
 
 

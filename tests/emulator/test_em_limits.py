@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo.emulator.tokens import count_prompt
-from cerebras_paygo.ratelimit.limits import RateLimits
 from tests.emulator._helpers import GLM, MODEL, assert_rate_headers, chat
 
 TOKENS_BODY = {

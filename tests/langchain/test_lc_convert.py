@@ -17,8 +17,8 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGenerationChunk
 
-from cerebras_paygo.gateway import CallInfo
-from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, RateLimitSnapshot
+from cerebras_paygo._client import CallInfo
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, RateLimitSnapshot
 from langchain_cerebras_paygo._convert import (
     MODEL_PROVIDER,
     StreamAssembler,

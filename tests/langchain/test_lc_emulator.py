@@ -26,10 +26,10 @@ from cerebras_paygo import (
     PaymentRequiredError,
     StreamInterruptedError,
 )
-from cerebras_paygo.context import TokenEstimator
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._context import TokenEstimator
+from cerebras_paygo._payment import PaymentPolicy
 from cerebras_paygo.emulator import AutoRecharge, OrgConfig
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
 from langchain_cerebras_paygo import ChatCerebras
 from tests.langchain.helpers import PATHS, collect, fresh_key, run_path
 

@@ -14,7 +14,7 @@ from langchain_core.load import dumpd, dumps, load
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from cerebras_paygo import MissingAPIKeyError, RateLimits
-from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo._client import CerebrasClient
 from langchain_cerebras_paygo import ChatCerebras, __version__
 
 SECRET = "csk-super-secret-value-123"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo._client import CerebrasClient
 from llama_index_cerebras import Cerebras
 
 _serial = itertools.count()

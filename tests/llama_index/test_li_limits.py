@@ -21,8 +21,8 @@ from cerebras_paygo import (
     PaymentRequiredError,
     StreamInterruptedError,
 )
+from cerebras_paygo._payment import PaymentPolicy
 from cerebras_paygo.emulator import AutoRecharge, OrgConfig
-from cerebras_paygo.payment import PaymentPolicy
 from llama_index_cerebras import Cerebras
 from tests.llama_index.helpers import PATHS, llm_for, run_chat
 

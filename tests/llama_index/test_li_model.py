@@ -25,10 +25,10 @@ from llama_index.core.llms.llm import LLM
 from pydantic import BaseModel
 
 from cerebras_paygo import MissingAPIKeyError
-from cerebras_paygo.catalog import UnknownModelWarning
-from cerebras_paygo.gateway import CerebrasClient
-from cerebras_paygo.payment import PaymentPolicy
-from cerebras_paygo.wire import ChatCompletionChunk
+from cerebras_paygo._catalog import UnknownModelWarning
+from cerebras_paygo._client import CerebrasClient
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._wire import ChatCompletionChunk
 from llama_index_cerebras import Cerebras
 from llama_index_cerebras._convert import StreamFolder, message_to_wire, tool_selections
 from llama_index_cerebras._schema import parse_output, response_format_for, strict_schema, strip_added_nulls

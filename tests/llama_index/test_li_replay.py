@@ -18,7 +18,7 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.tools import FunctionTool
 
-from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo._client import CerebrasClient
 from llama_index_cerebras import Cerebras
 from tests.fixtures.captures import NAMES, Interaction, load
 

@@ -16,8 +16,8 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel, Field
 
-from cerebras_paygo.catalog import Catalog, default_catalog
-from cerebras_paygo.gateway import CerebrasClient
+from cerebras_paygo._catalog import Catalog, default_catalog
+from cerebras_paygo._client import CerebrasClient
 from llama_index_cerebras import Cerebras
 from tests.llama_index.helpers import PATHS, Recorder, fresh_key, llm_for, recorded_llm, run_chat
 

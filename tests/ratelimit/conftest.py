@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from cerebras_paygo.ratelimit import MemoryLimiter, Scope
+from cerebras_paygo._ratelimit import MemoryLimiter, Scope
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from cerebras_paygo.ratelimit import MemoryLimiter, RateLimits, Scope
+from cerebras_paygo._ratelimit import MemoryLimiter, RateLimits, Scope
 
 # One microsecond of refill per unit, so levels are exact integers under a frozen clock.
 HUGE = RateLimits(requests_per_minute=60_000_000, tokens_per_minute=60_000_000)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cerebras_paygo._ratelimit import gcra
+from cerebras_paygo._ratelimit.gcra import PAUSE, US, ScopeState
+from cerebras_paygo._wire import RateLimitSnapshot
 from cerebras_paygo.errors import RateLimitError, RequestTooLargeError
-from cerebras_paygo.ratelimit import gcra
-from cerebras_paygo.ratelimit.gcra import PAUSE, US, ScopeState
-from cerebras_paygo.wire import RateLimitSnapshot
 
 T0 = 1_000 * US
 RPM = {"requests_per_minute": 60}

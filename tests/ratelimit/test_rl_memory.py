@@ -8,8 +8,7 @@ import random
 
 import pytest
 
-from cerebras_paygo.errors import ConfigurationError, RateLimitError, RequestTooLargeError
-from cerebras_paygo.ratelimit import (
+from cerebras_paygo._ratelimit import (
     BucketStats,
     Limiter,
     MemoryLimiter,
@@ -18,8 +17,9 @@ from cerebras_paygo.ratelimit import (
     Scope,
     shared_limiter,
 )
-from cerebras_paygo.settings import key_fingerprint
-from cerebras_paygo.wire import RateLimitSnapshot
+from cerebras_paygo._settings import key_fingerprint
+from cerebras_paygo._wire import RateLimitSnapshot
+from cerebras_paygo.errors import ConfigurationError, RateLimitError, RequestTooLargeError
 
 LIMITS = RateLimits(requests_per_minute=60, tokens_per_minute=6000)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cerebras_paygo.ratelimit import MemoryLimiter, RateLimits, Scope
-from cerebras_paygo.wire import RateLimitSnapshot
+from cerebras_paygo._ratelimit import MemoryLimiter, RateLimits, Scope
+from cerebras_paygo._wire import RateLimitSnapshot
 
 TPM = RateLimits(tokens_per_minute=6000)  # 100 tokens/s
 

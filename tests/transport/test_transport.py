@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from cerebras_paygo import errors
-from cerebras_paygo.settings import Settings
-from cerebras_paygo.streaming import StreamAccumulator
-from cerebras_paygo.transport import AsyncTransport, Transport
-from cerebras_paygo.wire import ChatCompletionChunk
+from cerebras_paygo import AsyncTransport, Transport, errors
+from cerebras_paygo._settings import Settings
+from cerebras_paygo._streaming import StreamAccumulator
+from cerebras_paygo._wire import ChatCompletionChunk
 from tests.fixtures import captures
 from tests.fixtures.scripted_server import Scripted, ScriptedServer, sse
 

@@ -5,7 +5,7 @@ and learns per model from real ``usage.prompt_tokens``; ``plan_context`` makes a
 window of the tier in use (raise, trim the oldest turns, or shrink ``max_completion_tokens``).
 """
 
-from cerebras_paygo.context.estimator import (
+from cerebras_paygo._context.estimator import (
     DEFAULT_PROFILES,
     GENERIC_PROFILE,
     CalibrationStats,
@@ -16,7 +16,7 @@ from cerebras_paygo.context.estimator import (
     heuristic_tokens,
     shared_estimator,
 )
-from cerebras_paygo.context.policy import ContextOverflow, ContextPlan, plan_context
+from cerebras_paygo._context.policy import ContextOverflow, ContextPlan, plan_context
 
 __all__ = [
     "DEFAULT_PROFILES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cerebras_paygo.wire import (
+from cerebras_paygo._wire import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,

@@ -20,8 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo.errors import ConfigurationError, ModelRetiredError
-from cerebras_paygo.ratelimit.limits import RateLimits
 
 __all__ = [
     "CATALOG_ENV",

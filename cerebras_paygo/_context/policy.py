@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from cerebras_paygo.catalog import ModelSpec, Tier
-from cerebras_paygo.context.estimator import (
+from cerebras_paygo._catalog import ModelSpec, Tier
+from cerebras_paygo._context.estimator import (
     RawParts,
     TokenEstimator,
     add_parts,
     shared_estimator,
     subtract_parts,
 )
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
-from cerebras_paygo.wire import ChatCompletionRequest, Message
 
 __all__ = ["ContextOverflow", "ContextPlan", "plan_context"]
 

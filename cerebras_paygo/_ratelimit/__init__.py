@@ -6,9 +6,9 @@
 - ``Limiter``: the protocol a Redis backend implements too.
 """
 
-from cerebras_paygo.ratelimit.base import BucketStats, Limiter, Reservation, Scope
-from cerebras_paygo.ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
-from cerebras_paygo.ratelimit.memory import MemoryLimiter, shared_limiter
+from cerebras_paygo._ratelimit.base import BucketStats, Limiter, Reservation, Scope
+from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
+from cerebras_paygo._ratelimit.memory import MemoryLimiter, shared_limiter
 
 __all__ = [
     "HEADER_LIMIT_NAMES",

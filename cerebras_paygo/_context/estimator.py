@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
-from cerebras_paygo.wire import ChatCompletionRequest, Message
 
 __all__ = [
     "DEFAULT_PROFILES",

@@ -33,9 +33,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
+from cerebras_paygo._wire import RateLimitSnapshot
 from cerebras_paygo.errors import RateLimitError, RequestTooLargeError
-from cerebras_paygo.ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
-from cerebras_paygo.wire import RateLimitSnapshot
 
 __all__ = [
     "PAUSE",

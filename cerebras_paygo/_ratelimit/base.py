@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from cerebras_paygo.ratelimit.gcra import Booking
-from cerebras_paygo.ratelimit.limits import RateLimits
-from cerebras_paygo.wire import RateLimitSnapshot
+from cerebras_paygo._ratelimit.gcra import Booking
+from cerebras_paygo._ratelimit.limits import RateLimits
+from cerebras_paygo._wire import RateLimitSnapshot
 
 __all__ = ["BucketStats", "Limiter", "Reservation", "Scope"]
 

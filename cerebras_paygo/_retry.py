@@ -131,7 +131,7 @@ class RetryAction:
     - ``"backoff"``: sleep ``delay`` seconds, then send again (re-acquiring the limiter);
     - ``"rate_limited"``: pause the whole key+model in the limiter for ``delay`` seconds, then
       re-acquire and send again;
-    - ``"payment"``: hand over to the payment circuit (:mod:`cerebras_paygo.payment`).
+    - ``"payment"``: hand over to the payment circuit (:mod:`cerebras_paygo._payment`).
 
     ``reason`` is a short human-readable explanation for logs and error messages.
     """

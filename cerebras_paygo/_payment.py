@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from cerebras_paygo.catalog import TIERS, Tier
+from cerebras_paygo._catalog import TIERS, Tier
 from cerebras_paygo.errors import ConfigurationError
 
 __all__ = [

@@ -19,19 +19,19 @@ from pydantic import SecretStr
 
 from cerebras_paygo._async.calls import achat, astream
 from cerebras_paygo._async.transport import AsyncTransport
+from cerebras_paygo._billing import Budget, BudgetGuard, SpendMeter, shared_spend_meter
 from cerebras_paygo._call import Attempt, CallInfo, Route
+from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
+from cerebras_paygo._context import ContextOverflow, TokenEstimator, shared_estimator
+from cerebras_paygo._payment import PaymentPolicy, payment_circuit
+from cerebras_paygo._ratelimit import Limiter, RateLimits, Scope, shared_limiter
+from cerebras_paygo._retry import RetryPolicy
+from cerebras_paygo._settings import Settings
 from cerebras_paygo._sync.calls import chat as sync_chat
 from cerebras_paygo._sync.calls import stream as sync_stream
 from cerebras_paygo._sync.transport import Transport
-from cerebras_paygo.billing import Budget, BudgetGuard, SpendMeter, shared_spend_meter
-from cerebras_paygo.catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo.context import ContextOverflow, TokenEstimator, shared_estimator
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelList
 from cerebras_paygo.errors import CerebrasError, ConfigurationError
-from cerebras_paygo.payment import PaymentPolicy, payment_circuit
-from cerebras_paygo.ratelimit import Limiter, RateLimits, Scope, shared_limiter
-from cerebras_paygo.retry import RetryPolicy
-from cerebras_paygo.settings import Settings
-from cerebras_paygo.wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelList
 
 __all__ = ["CallInfo", "CerebrasClient", "ChatResult"]
 

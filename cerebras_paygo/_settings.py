@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer, field_validator
 
-from cerebras_paygo.catalog import TIERS, Tier
+from cerebras_paygo._catalog import TIERS, Tier
 from cerebras_paygo.errors import ConfigurationError, MissingAPIKeyError
 
 __all__ = [

@@ -11,14 +11,14 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from cerebras_paygo.catalog import Tier
+from cerebras_paygo._catalog import Tier
 
 if TYPE_CHECKING:
     from pydantic import BaseModel as _Model
     from typing_extensions import Self
 
-    from cerebras_paygo.gateway import CerebrasClient
-    from cerebras_paygo.payment import PaymentPolicy
+    from cerebras_paygo._client import CerebrasClient
+    from cerebras_paygo._payment import PaymentPolicy
 else:
     _Model = object  # a plain mixin at run time: the adapter's own pydantic base does the rest
 

@@ -19,12 +19,12 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cerebras_paygo._ratelimit import gcra
+from cerebras_paygo._ratelimit.base import BucketStats, Reservation, Scope
+from cerebras_paygo._ratelimit.gcra import US, ScopeState, to_us
+from cerebras_paygo._ratelimit.limits import RateLimits
+from cerebras_paygo._wire import RateLimitSnapshot
 from cerebras_paygo.errors import ConfigurationError, RateLimitError, RequestTooLargeError
-from cerebras_paygo.ratelimit import gcra
-from cerebras_paygo.ratelimit.base import BucketStats, Reservation, Scope
-from cerebras_paygo.ratelimit.gcra import US, ScopeState, to_us
-from cerebras_paygo.ratelimit.limits import RateLimits
-from cerebras_paygo.wire import RateLimitSnapshot
 
 __all__ = ["MemoryLimiter", "shared_limiter"]
 

@@ -23,9 +23,9 @@ import math
 import threading
 from dataclasses import dataclass
 
-from cerebras_paygo.catalog import Prices
+from cerebras_paygo._catalog import Prices
+from cerebras_paygo._wire import Usage
 from cerebras_paygo.errors import BudgetExceededError, ConfigurationError
-from cerebras_paygo.wire import Usage
 
 __all__ = [
     "Budget",
