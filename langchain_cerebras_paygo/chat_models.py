@@ -12,7 +12,6 @@ import importlib
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
 from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
@@ -399,13 +398,13 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
         assembler = StreamAssembler(request.model)
-        with _closing(self.cerebras_client.stream(request)) as items:
-            for item in items:
+        with self.cerebras_client.stream(request) as stream:
+            for item in stream:
                 for chunk in assembler.feed(item):
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-        yield from assembler.close()
+            yield from assembler.feed(stream.info)
 
     async def _astream(
         self,
@@ -416,14 +415,14 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
         assembler = StreamAssembler(request.model)
-        async with _aclosing(self.cerebras_client.astream(request)) as items:
-            async for item in items:
+        async with self.cerebras_client.astream(request) as stream:
+            async for item in stream:
                 for chunk in assembler.feed(item):
                     if run_manager:
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-        for chunk in assembler.close():
-            yield chunk
+            for chunk in assembler.feed(stream.info):
+                yield chunk
 
     # --- token counting -----------------------------------------------------------------------
 
@@ -547,28 +546,6 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
         parser_with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
         return RunnableMap(raw=llm) | parser_with_fallback
-
-
-@contextmanager
-def _closing(items: Iterator[_T]) -> Iterator[Iterator[_T]]:
-    """Close the core's stream when the consumer stops early, so its booking is settled at once."""
-    try:
-        yield items
-    finally:
-        close = getattr(items, "close", None)
-        if callable(close):
-            close()
-
-
-@asynccontextmanager
-async def _aclosing(items: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
-    """Async ``_closing``."""
-    try:
-        yield items
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if callable(aclose):
-            await aclose()
 
 
 def _format_tool(tool: Any, *, strict: bool | None = None) -> dict[str, Any]:

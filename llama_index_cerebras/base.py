@@ -358,18 +358,13 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
         def gen() -> ChatResponseGen:
             folder = StreamFolder()
-            items = client.stream(request)
-            try:
-                for item in items:
+            # Stopping early closes the stream, which settles the core's booking at once.
+            with client.stream(request) as stream:
+                for item in stream:
                     response = folder.feed(item)
                     if response is not None:
                         yield response
-            finally:
-                # Stopping early settles the core's booking at once.
-                close = getattr(items, "close", None)
-                if callable(close):
-                    close()
-            tail = folder.close()
+                tail = folder.feed(stream.info)
             if tail is not None:
                 yield tail
 
@@ -381,17 +376,12 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
         async def gen() -> ChatResponseAsyncGen:
             folder = StreamFolder()
-            items = client.astream(request)
-            try:
-                async for item in items:
+            async with client.astream(request) as stream:
+                async for item in stream:
                     response = folder.feed(item)
                     if response is not None:
                         yield response
-            finally:
-                aclose = getattr(items, "aclose", None)
-                if callable(aclose):
-                    await aclose()
-            tail = folder.close()
+                tail = folder.feed(stream.info)
             if tail is not None:
                 yield tail
 

@@ -273,6 +273,13 @@ class MemoryLimiter:
         )
         return RateLimits(**effective)
 
+    def apply_headers(self, scope: Scope, limits: RateLimits, snapshot: RateLimitSnapshot) -> RateLimits:
+        """Correct the scope's buckets from one response's ``x-ratelimit-*`` headers (see ``sync``)."""
+        return self.sync(scope, limits, snapshot)
+
+    async def aapply_headers(self, scope: Scope, limits: RateLimits, snapshot: RateLimitSnapshot) -> RateLimits:
+        return self.sync(scope, limits, snapshot)
+
     def pause(self, scope: Scope, seconds: float) -> None:
         """A 429: nothing on ``scope`` starts before now + ``seconds``; a pause is never shortened.
 
