@@ -25,6 +25,7 @@ through ``Lease.close`` and one ``Close`` step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Generator
@@ -265,11 +266,11 @@ class CallFlow:
             payload = lease.plan.request.to_payload()
             answer = yield Send(route, payload, stream=self.stream, deadline=self.deadline_at())
             lease.stage = "answered"
+            if self.stream:
+                stream = answer  # from here on, every path closes it
             lease.credited = True
             yield Credit(route.circuit, lease.probe, lease.sent_at, cfg.clock())
-            if self.stream:
-                stream = answer
-                assert stream is not None
+            if stream is not None:
                 relayed = True
                 seen: Relayed = yield Relay(stream.stream)
                 usage, last = seen.usage, seen.last
@@ -278,6 +279,11 @@ class CallFlow:
                 self.completion = answer.data
                 usage = answer.data.usage
                 snapshot, request_id = answer.rate_limits, answer.request_id
+        except GeneratorExit:
+            # Closed without its shell (garbage collected mid-attempt): no step can be yielded any
+            # more, so carry the lease's fate out here rather than leave its holds behind.
+            self._close_step(lease.close(Outcome(error=asyncio.CancelledError()))).run()
+            raise
         except BaseException as exc:
             if stream is not None and not relayed:
                 yield Relay(stream.stream, discard=True)
@@ -350,9 +356,6 @@ class CallFlow:
             raise error
         self.retries += 1
         if action.kind == "rate_limited":
-            remaining = self.remaining()
-            if remaining is not None and action.delay > remaining:
-                raise error
             logger.info(
                 "429 %s on %s: pausing the key+model for %.2fs",
                 getattr(error, "quota", None),

@@ -153,9 +153,7 @@ class Lease:
         """Whether the server may have counted this attempt against the quota."""
         if self.stage == "queued":
             return False
-        if error is None or delivered or self.stage == "answered":
-            return True
-        if isinstance(error, StreamInterruptedError):
+        if error is None or delivered or self.stage == "answered" or isinstance(error, StreamInterruptedError):
             return True
         flag = getattr(error, "maybe_admitted", None)
         if isinstance(flag, bool):  # the transport knows whether the request left (and was answered)

@@ -8,6 +8,7 @@ which closes the attempt's lease and re-raises it or tries again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -76,9 +77,9 @@ async def adrive(
 
 
 async def arun(flow: CallFlow, transport_for: Callable[[Route], AsyncTransport]) -> None:
-    """Perform a call that relays nothing (a plain chat completion)."""
-    async for _ in adrive(flow, transport_for):
-        pass
+    """Perform a call that relays nothing (a plain chat completion): its shell never yields."""
+    with contextlib.suppress(StopAsyncIteration):
+        await adrive(flow, transport_for).__anext__()
 
 
 class AsyncChatStream:

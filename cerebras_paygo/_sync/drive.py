@@ -9,6 +9,7 @@ which closes the attempt's lease and re-raises it or tries again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Callable
 from typing import Any
 
@@ -77,9 +78,9 @@ def drive(
 
 
 def run(flow: CallFlow, transport_for: Callable[[Route], Transport]) -> None:
-    """Perform a call that relays nothing (a plain chat completion)."""
-    for _ in drive(flow, transport_for):
-        pass
+    """Perform a call that relays nothing (a plain chat completion): its shell never yields."""
+    with contextlib.suppress(StopIteration):
+        drive(flow, transport_for).__next__()
 
 
 class ChatStream:
