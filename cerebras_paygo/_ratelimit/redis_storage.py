@@ -142,6 +142,9 @@ class _Codec:
                 scope,
                 self.lease_us / US,
             )
+        if state == 1:
+            # Not "started": a later settle or release must find nothing to undo (a no-op).
+            return max(0, delay)
         if delay <= 0:
             ticket.started = True
         return max(0, delay)

@@ -41,7 +41,10 @@ def _redis_backend(name: str, var: str, scheme: str) -> Iterator[Backend]:
         pytest.skip(f"{var} is not set (e.g. {var}=redis://127.0.0.1:6379/15)")
     clock = FakeClock()
     limiter = Limiter.from_url(
-        url.replace("redis://", scheme, 1), prefix=f"cptest:{uuid.uuid4().hex[:12]}", clock=clock, rng=random.Random(1234)
+        url.replace("redis://", scheme, 1),
+        prefix=f"cptest:{uuid.uuid4().hex[:12]}",
+        clock=clock,
+        rng=random.Random(1234),
     )
     storages = [limiter._storage, limiter._astorage]
 
@@ -129,7 +132,9 @@ def test_extra_charge_moves_the_queue_later(backend: Backend, scope: Scope) -> N
 def test_header_sync_lowers_adopts_and_ignores_stale(backend: Backend, scope: Scope) -> None:
     lim, clock = backend.limiter, backend.clock
     lim.acquire(scope, LIMITS, 1000)
-    effective = lim.apply_headers(scope, LIMITS, RateLimitSnapshot(remaining={"tokens-minute": 2000}, received_at=clock()))
+    effective = lim.apply_headers(
+        scope, LIMITS, RateLimitSnapshot(remaining={"tokens-minute": 2000}, received_at=clock())
+    )
     assert effective == LIMITS
     assert levels(lim, scope)["tokens_per_minute"] == units(2000)
     backend.advance(1)
