@@ -21,7 +21,8 @@ Every error a user handles is a ``CerebrasError``; each one says when it happens
     │   ├── APITimeoutError                    connect or read timeout
     │   └── StreamInterruptedError             a stream broke after content was delivered
     ├── RequestTooLargeError                   more tokens than a quota can ever hold
-    └── BudgetExceededError                    the spend budget would be crossed
+    ├── BudgetExceededError                    the spend budget would be crossed
+    └── BackendUnavailableError                the limiter's shared store (Redis) failed
 
 No error ever carries the API key: messages come from the server's body, and only
 response headers (never request headers) are kept.
@@ -38,6 +39,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "BackendUnavailableError",
     "BadRequestError",
     "BudgetExceededError",
     "CerebrasError",
@@ -285,6 +287,12 @@ class BudgetExceededError(CerebrasError):
         self.spent_usd = spent_usd
         self.request_usd = request_usd
         self.budget_usd = budget_usd
+
+
+class BackendUnavailableError(CerebrasError):
+    """The limiter's shared store (Redis) could not be reached or failed (only with
+    ``on_backend_error="raise"``; by default the limiter falls back to local limits). The driver's
+    error is the ``__cause__``; the message names the backend, never a password or the API key."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
