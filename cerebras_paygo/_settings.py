@@ -23,6 +23,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "INTEGRATION_HEADER",
     "Settings",
+    "env_api_key",
+    "env_base_url",
+    "env_tier",
     "key_fingerprint",
     "normalize_base_url",
 ]
@@ -30,6 +33,35 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.cerebras.ai/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 INTEGRATION_HEADER = "X-Cerebras-3rd-Party-Integration"
+
+
+#: The environment variables the package reads, all of them, and only here.
+ENV_API_KEY = "CEREBRAS_API_KEY"
+ENV_BASE_URLS = ("CEREBRAS_BASE_URL", "CEREBRAS_API_BASE")  # the second is langchain-cerebras' name
+ENV_TIER = "CEREBRAS_TIER"
+
+
+def env_api_key() -> SecretStr | None:
+    """``CEREBRAS_API_KEY`` (never ``OPENAI_API_KEY``), or ``None`` when unset or empty."""
+    key = os.environ.get(ENV_API_KEY)
+    return SecretStr(key) if key else None
+
+
+def env_base_url() -> str | None:
+    """``CEREBRAS_BASE_URL``, else ``CEREBRAS_API_BASE``, else ``None``."""
+    for name in ENV_BASE_URLS:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def env_tier() -> Tier:
+    """``CEREBRAS_TIER`` (``paygo`` when unset; an unknown value raises ``ConfigurationError``)."""
+    value = (os.environ.get(ENV_TIER) or "paygo").strip().lower()
+    if value not in TIERS:
+        raise ConfigurationError(f"{ENV_TIER} must be one of {TIERS}, not {value!r}")
+    return "free" if value == "free" else "paygo"
 
 
 def key_fingerprint(api_key: SecretStr | str | None) -> str:
@@ -131,13 +163,13 @@ class Settings(BaseModel):
         **extra: Any,
     ) -> Settings:
         """Settings from arguments, falling back to ``CEREBRAS_API_KEY``/``_BASE_URL``/``_TIER``."""
-        key = api_key if api_key is not None else os.environ.get("CEREBRAS_API_KEY")
+        key = api_key if api_key is not None else env_api_key()
         if isinstance(key, str):
             key = SecretStr(key) if key else None
         return cls(
             api_key=key,
-            base_url=base_url or os.environ.get("CEREBRAS_BASE_URL") or DEFAULT_BASE_URL,
-            tier=tier or os.environ.get("CEREBRAS_TIER") or "paygo",
+            base_url=base_url or env_base_url() or DEFAULT_BASE_URL,
+            tier=tier or env_tier(),
             timeout=timeout,
             **extra,
         )
