@@ -24,6 +24,7 @@ from cerebras_paygo._wire import ChatCompletionRequest, RateLimitSnapshot, Usage
 from cerebras_paygo.errors import (
     CerebrasError,
     ContextWindowExceededError,
+    LocalPaymentRequiredError,
     PaymentRequiredError,
 )
 
@@ -194,7 +195,7 @@ class CallState:
         waited = now - (decision.outage_started if decision.outage_started is not None else now)
         return Gate(
             "raise",
-            error=PaymentRequiredError(
+            error=LocalPaymentRequiredError(
                 payment_required_message(waited, policy.max_wait, primary.settings.fingerprint),
                 waited=waited,
                 status_code=402,

@@ -24,7 +24,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\bAsync([A-Z]\w*)", r"\1"),
-    (r"\baiter_sse\b", "iter_sse"),
+    (r"\baiter_bytes\b", "iter_bytes"),
     (r"\bachat\b", "chat"),
     (r"\bastream\b", "stream"),
     (r"\basync_transport_for\b", "transport_for"),

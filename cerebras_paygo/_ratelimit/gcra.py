@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
 from cerebras_paygo._wire import RateLimitSnapshot
-from cerebras_paygo.errors import RateLimitError, RequestTooLargeError
+from cerebras_paygo.errors import LocalRateLimitError, RequestTooLargeError
 
 __all__ = [
     "PAUSE",
@@ -220,7 +220,7 @@ def reserve(
     if max_wait is not None and start - now > max_wait:
         wait_s = (start - now) / US
         quota = None if binding == PAUSE else ("tokens" if _COUNTS_TOKENS.get(binding or "") else "requests")
-        raise RateLimitError(
+        raise LocalRateLimitError(
             f"local rate limit: {binding} would delay this request {wait_s:.3f}s, more than max_wait "
             f"{max_wait / US:.3f}s; nothing was sent",
             quota=quota,
