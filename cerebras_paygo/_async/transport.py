@@ -270,8 +270,10 @@ class AsyncChatStream:
             with AsyncDeadlineScope(None if bound is None else bound[0]):
                 try:
                     content = await response.aread()
-                except httpx.HTTPError:
-                    content = b""
+                except httpx.HTTPError as exc:
+                    if 200 <= meta.status_code < 300:
+                        raise _mapped(exc, deadlines) from exc
+                    content = b""  # the status says enough
                 finally:
                     await response.aclose()
             raise refusal(meta, content)

@@ -271,8 +271,10 @@ class ChatStream:
             with DeadlineScope(None if bound is None else bound[0]):
                 try:
                     content = response.read()
-                except httpx.HTTPError:
-                    content = b""
+                except httpx.HTTPError as exc:
+                    if 200 <= meta.status_code < 300:
+                        raise _mapped(exc, deadlines) from exc
+                    content = b""  # the status says enough
                 finally:
                     response.close()
             raise refusal(meta, content)
