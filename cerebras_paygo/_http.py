@@ -363,12 +363,12 @@ class Deadlines:
     def active(self) -> bool:
         return self.deadline is not None or self.first_token is not None
 
-    def nearest(self, *, headers_phase: bool = False) -> tuple[float, str] | None:
+    def nearest(self) -> tuple[float, str] | None:
         """The bound in force now: the first-token one until content arrives, then the deadline."""
         bounds: list[tuple[float, str]] = []
         if self.deadline is not None:
             bounds.append((self.deadline, "deadline"))
-        if self.first_token is not None and (headers_phase or not self.content_seen):
+        if self.first_token is not None and not self.content_seen:
             bounds.append((self.first_token, "first_token_deadline"))
         return min(bounds) if bounds else None
 
