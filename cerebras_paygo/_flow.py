@@ -62,7 +62,7 @@ from cerebras_paygo.errors import (
     BudgetExceededError,
     CerebrasError,
     ContextWindowExceededError,
-    PaymentRequiredError,
+    LocalPaymentRequiredError,
 )
 
 __all__ = ["SEND_POLL_S", "CallConfig", "CallFlow", "CallInfo"]
@@ -231,7 +231,7 @@ class CallFlow:
                 continue
             now = cfg.clock()
             waited = now - (gate.outage_started if gate.outage_started is not None else now)
-            raise PaymentRequiredError(
+            raise LocalPaymentRequiredError(
                 payment_required_message(waited, cfg.payment.max_wait, cfg.primary.settings.fingerprint),
                 waited=waited,
                 status_code=402,

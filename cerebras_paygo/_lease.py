@@ -37,11 +37,7 @@ from cerebras_paygo._context import ContextPlan
 from cerebras_paygo._ratelimit import Reservation
 from cerebras_paygo._steps import Route
 from cerebras_paygo._wire import RateLimitSnapshot, Usage
-from cerebras_paygo.errors import (
-    APIStatusError,
-    PaymentRequiredError,
-    StreamInterruptedError,
-)
+from cerebras_paygo.errors import APIPaymentRequiredError, APIStatusError, StreamInterruptedError
 
 __all__ = ["Fate", "Lease", "Outcome", "Stage"]
 
@@ -126,13 +122,13 @@ class Lease:
         else:
             token_fate, budget_fate = "release", "release"
         circuit: CircuitFate = "none"
-        if isinstance(error, PaymentRequiredError) and isinstance(error, APIStatusError):
+        if isinstance(error, APIPaymentRequiredError):
             circuit = "payment"
         elif self.probe and not self.credited:
             circuit = "probe_done"
         snapshot = outcome.snapshot
         if snapshot is None and isinstance(error, APIStatusError):
-            snapshot = _snapshot_of(error)
+            snapshot = error.meta.rate_limits
         return Fate(
             route=self.route,
             reservation=self.reservation,
@@ -161,12 +157,3 @@ class Lease:
         # An error status: the server refused it before running it. Anything else (cancelled, or a
         # failure in our own code) after the request left: it may be running.
         return not isinstance(error, APIStatusError)
-
-
-def _snapshot_of(error: APIStatusError) -> RateLimitSnapshot | None:
-    meta = getattr(error, "meta", None)
-    if meta is not None:
-        snapshot: RateLimitSnapshot | None = getattr(meta, "rate_limits", None)
-        return snapshot
-    headers = getattr(error, "headers", None)
-    return RateLimitSnapshot.from_headers(headers) if headers else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,6 +69,10 @@ def key_fingerprint(api_key: SecretStr | str | None) -> str:
     """A short, non-reversible id of a key for limiter state, Redis keys and logs."""
     raw = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def _positive_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _is_loopback(host: str) -> bool:
@@ -141,11 +146,18 @@ class Settings(BaseModel):
         if value is None:
             return DEFAULT_TIMEOUT
         if isinstance(value, httpx.Timeout):
+            # httpx.Timeout(0) would fail every request with a misleading connection error; None
+            # (no limit) stays allowed.
+            for name, part in value.as_dict().items():
+                if part is not None and not _positive_seconds(part):
+                    raise ConfigurationError(
+                        f"timeout {name}={part!r} must be a positive, finite number of seconds (or None for none)"
+                    )
             return value
-        if isinstance(value, (int, float)):
-            if value <= 0:
-                raise ConfigurationError(f"timeout must be positive, not {value!r}")
+        if _positive_seconds(value):
             return httpx.Timeout(float(value), connect=min(5.0, float(value)))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigurationError(f"timeout must be a positive, finite number of seconds, not {value!r}")
         raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, not {value!r}")
 
     @field_serializer("timeout")

@@ -58,11 +58,11 @@ async def adrive(
             elif isinstance(step, Send):
                 transport = transport_for(step.route)
                 if step.stream:
-                    stream = transport.stream_chat(step.payload)
+                    stream = transport.stream_chat(step.payload, deadline=step.deadline)
                     await stream.__aenter__()
                     value = StreamResult(stream, stream.rate_limits, stream.request_id)
                 else:
-                    value = await transport.chat(step.payload)
+                    value = await transport.chat(step.payload, deadline=step.deadline)
             elif isinstance(step, Sleep):
                 await asleep(step.seconds)
             elif isinstance(step, RunHook):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
 from cerebras_paygo._wire import RateLimitSnapshot
-from cerebras_paygo.errors import RateLimitError, RequestTooLargeError
+from cerebras_paygo.errors import LocalRateLimitError, RequestTooLargeError
 
 __all__ = [
     "PAUSE",
@@ -253,11 +253,11 @@ def too_large_error(name: str, units: int, capacity: int) -> RequestTooLargeErro
     )
 
 
-def max_wait_error(binding: str | None, wait: int, max_wait: int) -> RateLimitError:
+def max_wait_error(binding: str | None, wait: int, max_wait: int) -> LocalRateLimitError:
     """The error of a booking refused because its wait (us) exceeds ``max_wait`` (us)."""
     wait_s = wait / US
     quota = None if binding == PAUSE else ("tokens" if _COUNTS_TOKENS.get(binding or "") else "requests")
-    return RateLimitError(
+    return LocalRateLimitError(
         f"local rate limit: {binding} would delay this request {wait_s:.3f}s, more than max_wait "
         f"{max_wait / US:.3f}s; nothing was sent",
         quota=quota,

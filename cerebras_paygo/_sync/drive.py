@@ -59,11 +59,11 @@ def drive(
             elif isinstance(step, Send):
                 transport = transport_for(step.route)
                 if step.stream:
-                    stream = transport.stream_chat(step.payload)
+                    stream = transport.stream_chat(step.payload, deadline=step.deadline)
                     stream.__enter__()
                     value = StreamResult(stream, stream.rate_limits, stream.request_id)
                 else:
-                    value = transport.chat(step.payload)
+                    value = transport.chat(step.payload, deadline=step.deadline)
             elif isinstance(step, Sleep):
                 sleep(step.seconds)
             elif isinstance(step, RunHook):

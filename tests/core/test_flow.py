@@ -52,6 +52,7 @@ from cerebras_paygo._wire import (
     ChatCompletionRequest,
     Message,
     RateLimitSnapshot,
+    ResponseMeta,
     Usage,
 )
 
@@ -150,8 +151,8 @@ class Harness:
                 "usage": None if usage is None else usage.model_dump(),
             }
         )
-        snapshot = RateLimitSnapshot.from_headers(headers or {}, now=self.clock.now)
-        self.answer(Response(data=completion, rate_limits=snapshot, request_id="req-1", headers=headers or {}))
+        meta = ResponseMeta.from_headers(200, {"x-request-id": "req-1", **(headers or {})}, now=self.clock.now)
+        self.answer(Response(data=completion, meta=meta))
 
 
 @dataclass
@@ -231,9 +232,7 @@ def status_error(cls: type[errors.APIStatusError], status: int, headers: dict[st
 
 def connection_error(*, maybe_admitted: bool, timeout: bool = False) -> errors.APIConnectionError:
     cls = errors.APITimeoutError if timeout else errors.APIConnectionError
-    error = cls("read timed out" if maybe_admitted else "connection refused")
-    error.maybe_admitted = maybe_admitted  # type: ignore[attr-defined]
-    return error
+    return cls("read timed out" if maybe_admitted else "connection refused", maybe_admitted=maybe_admitted)
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -252,12 +251,12 @@ class Row:
 ROWS = [
     Row(
         "429 with retry-after",
-        lambda: status_error(errors.RateLimitError, 429, {"retry-after": "2"}),
+        lambda: status_error(errors.APIRateLimitError, 429, {"retry-after": "2"}),
         "release",
         "release",
         Pause,
     ),
-    Row("429 without headers", lambda: status_error(errors.RateLimitError, 429), "release", "release", Pause),
+    Row("429 without headers", lambda: status_error(errors.APIRateLimitError, 429), "release", "release", Pause),
     Row("500", lambda: status_error(errors.ServerError, 500), "release", "release", Sleep),
     Row("503", lambda: status_error(errors.ServiceUnavailableError, 503), "release", "release", Sleep),
     Row("400", lambda: status_error(errors.BadRequestError, 400), "release", "release", None),
@@ -424,7 +423,7 @@ def test_stream_dropped_before_content_is_retried() -> None:
 def test_429_pauses_for_retry_after_and_retries() -> None:
     h = make()
     h.until(Send)
-    h.throw(status_error(errors.RateLimitError, 429, {"retry-after": "2"}))
+    h.throw(status_error(errors.APIRateLimitError, 429, {"retry-after": "2"}))
     assert isinstance(h.step, Pause) and h.step.seconds == 2.0
     h.answer(h.step.run())
     # The new booking waits out the pause, then sends.
@@ -437,7 +436,7 @@ def test_429_with_a_reset_header_waits_for_that_window() -> None:
     h = make()
     h.until(Send)
     headers = {"x-ratelimit-remaining-tokens-minute": "0", "x-ratelimit-reset-tokens-minute": "7.5"}
-    h.throw(status_error(errors.RateLimitError, 429, headers))
+    h.throw(status_error(errors.APIRateLimitError, 429, headers))
     assert isinstance(h.step, Pause) and h.step.seconds == pytest.approx(7.55)
     assert h.closes[0].fate.snapshot is not None
 
@@ -446,7 +445,7 @@ def test_429_past_the_deadline_is_raised() -> None:
     h = make(retry=RetryPolicy(deadline=1.0))
     h.until(Send)
     with pytest.raises(errors.RateLimitError):
-        h.throw(status_error(errors.RateLimitError, 429, {"retry-after": "5"}))
+        h.throw(status_error(errors.APIRateLimitError, 429, {"retry-after": "5"}))
 
 
 def test_5xx_beyond_max_retries_is_raised() -> None:
@@ -463,7 +462,7 @@ def test_402_opens_the_circuit_runs_the_hook_once_and_waits_for_a_probe() -> Non
     calls: list[Any] = []
     h = make(payment=PaymentPolicy(max_wait=30.0, probe_interval=2.0, on_payment_required=calls.append))
     h.until(Send)
-    h.throw(status_error(errors.PaymentRequiredError, 402))
+    h.throw(status_error(errors.APIPaymentRequiredError, 402))
     [close] = h.closes
     assert (close.fate.tokens, close.fate.circuit) == ("release", "payment")
     assert isinstance(h.step, RunHook) and h.step.info["key_fingerprint"] == h.circuit.fingerprint
@@ -484,7 +483,7 @@ def test_402_after_max_wait_raises_a_payment_error_that_had_no_response() -> Non
     for _ in range(10):
         try:
             h.until(Send)
-            h.throw(status_error(errors.PaymentRequiredError, 402))
+            h.throw(status_error(errors.APIPaymentRequiredError, 402))
         except errors.PaymentRequiredError as error:
             waited = error.waited
             break
@@ -497,7 +496,7 @@ def test_402_after_max_wait_raises_a_payment_error_that_had_no_response() -> Non
 def test_fallback_key_serves_while_the_primary_has_no_credit() -> None:
     h = make(fallback=True)
     h.until(Send)
-    h.throw(status_error(errors.PaymentRequiredError, 402))
+    h.throw(status_error(errors.APIPaymentRequiredError, 402))
     h.until(Send)
     assert h.step.route.fallback and h.step.route.tier == "free"
     h.send_plain()
@@ -565,7 +564,7 @@ def test_a_queued_booking_naps_in_short_steps() -> None:
 def test_server_context_error_with_raise_policy_is_raised_and_teaches_the_estimator() -> None:
     h = make()
     h.until(Send)
-    error = errors.ContextWindowExceededError(
+    error = errors.APIContextWindowExceededError(
         "Current length is 140000 while limit is 131072", status_code=400, code="context_length_exceeded"
     )
     with pytest.raises(errors.ContextWindowExceededError):
@@ -583,7 +582,7 @@ def test_server_context_error_under_trim_plans_again_once() -> None:
     )
     h.until(Send)
     first = h.flow._plans["paygo"]
-    error = errors.ContextWindowExceededError(
+    error = errors.APIContextWindowExceededError(
         f"Current length is {first.window + 5000} while limit is {first.window}", status_code=400
     )
     h.throw(error)
