@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -35,6 +35,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from cerebras_paygo._options import usage_counts
 from cerebras_paygo._wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -220,18 +221,19 @@ def _user_content(content: str | list[str | dict[str, Any]]) -> str | list[dict[
 
 def usage_to_metadata(usage: Usage) -> UsageMetadata:
     """Cerebras ``usage`` -> LangChain ``UsageMetadata`` with cache-read and reasoning details."""
-    metadata = UsageMetadata(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-    )
-    prompt_details = usage.prompt_tokens_details
-    if prompt_details is not None and prompt_details.cached_tokens is not None:
-        metadata["input_token_details"] = InputTokenDetails(cache_read=prompt_details.cached_tokens)
-    completion_details = usage.completion_tokens_details
-    if completion_details is not None and completion_details.reasoning_tokens is not None:
-        metadata["output_token_details"] = OutputTokenDetails(reasoning=completion_details.reasoning_tokens)
-    return metadata
+    counts = usage_counts(usage)
+    metadata: dict[str, Any] = {
+        "input_tokens": counts.input_tokens,
+        "output_tokens": counts.output_tokens,
+        "total_tokens": counts.total_tokens,
+    }
+    if counts.cached_tokens is not None:
+        metadata["input_token_details"] = InputTokenDetails(cache_read=counts.cached_tokens)
+    if counts.reasoning_tokens is not None:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=counts.reasoning_tokens)
+    # langchain-core >= 1.8 spells NotRequired with typing (3.11+), which mypy's 3.10 target reads as
+    # required keys: build the TypedDicts as plain dicts.
+    return cast(UsageMetadata, metadata)
 
 
 def call_info_metadata(info: CallInfo) -> dict[str, Any]:
@@ -421,25 +423,28 @@ def _leading_blocks(message: AIMessage) -> list[types.ContentBlock]:
     blocks: list[types.ContentBlock] = []
     reasoning = message.additional_kwargs.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        blocks.append({"type": "reasoning", "reasoning": reasoning})
+        blocks.append(cast(types.ReasoningContentBlock, {"type": "reasoning", "reasoning": reasoning}))
     if message.content:
-        blocks.append({"type": "text", "text": message.content})
+        blocks.append(cast(types.TextContentBlock, {"type": "text", "text": message.content}))
     return blocks
 
 
 def _call_blocks(message: AIMessage) -> list[types.ContentBlock]:
     blocks: list[types.ContentBlock] = [
-        {"type": "tool_call", "id": call.get("id"), "name": call["name"], "args": call["args"]}
+        cast(types.ToolCall, {"type": "tool_call", "id": call.get("id"), "name": call["name"], "args": call["args"]})
         for call in message.tool_calls
     ]
     blocks.extend(
-        {
-            "type": "invalid_tool_call",
-            "id": call.get("id"),
-            "name": call.get("name"),
-            "args": call.get("args"),
-            "error": call.get("error"),
-        }
+        cast(
+            types.InvalidToolCall,
+            {
+                "type": "invalid_tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "args": call.get("args"),
+                "error": call.get("error"),
+            },
+        )
         for call in message.invalid_tool_calls
     )
     return blocks
@@ -461,12 +466,10 @@ def translate_content_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
     if chunk.chunk_position == "last":
         return blocks + _call_blocks(chunk)
     for part in chunk.tool_call_chunks:
-        block: types.ToolCallChunk = {
-            "type": "tool_call_chunk",
-            "id": part.get("id"),
-            "name": part.get("name"),
-            "args": part.get("args"),
-        }
+        block = cast(
+            types.ToolCallChunk,
+            {"type": "tool_call_chunk", "id": part.get("id"), "name": part.get("name"), "args": part.get("args")},
+        )
         if (index := part.get("index")) is not None:
             block["index"] = f"lc_tc_{index}"
         blocks.append(block)
