@@ -25,7 +25,6 @@ through ``Lease.close`` and one ``Close`` step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable, Generator
@@ -279,10 +278,10 @@ class CallFlow:
                 self.completion = answer.data
                 usage = answer.data.usage
                 snapshot, request_id = answer.rate_limits, answer.request_id
-        except GeneratorExit:
+        except GeneratorExit as exc:
             # Closed without its shell (garbage collected mid-attempt): no step can be yielded any
             # more, so carry the lease's fate out here rather than leave its holds behind.
-            self._close_step(lease.close(Outcome(error=asyncio.CancelledError()))).run()
+            self._close_step(lease.close(Outcome(error=exc))).run()
             raise
         except BaseException as exc:
             if stream is not None and not relayed:

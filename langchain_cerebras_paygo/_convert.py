@@ -47,7 +47,7 @@ from cerebras_paygo._wire import (
 )
 
 if TYPE_CHECKING:
-    from cerebras_paygo._client import CallInfo
+    from cerebras_paygo import CallInfo
 
 __all__ = [
     "MODEL_PROVIDER",

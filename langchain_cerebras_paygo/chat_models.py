@@ -26,11 +26,9 @@ from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
+from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
 from cerebras_paygo._adapters import ClientOwner
-from cerebras_paygo._client import CerebrasClient
 from cerebras_paygo._options import ClientOptions, build_request, check_sampling
-from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo._ratelimit import RateLimits
 from cerebras_paygo._settings import env_api_key, normalize_base_url
 from cerebras_paygo._tools import api_tool_choice, forced_tool
 from cerebras_paygo._wire import ChatCompletionRequest

@@ -40,7 +40,7 @@ from cerebras_paygo._tools import api_tool_choice
 from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from cerebras_paygo._client import CallInfo
+    from cerebras_paygo import CallInfo
 
 __all__ = [
     "StreamFolder",

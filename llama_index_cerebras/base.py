@@ -37,12 +37,10 @@ from llama_index.core.types import Model, PydanticProgramMode
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
+from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
 from cerebras_paygo._adapters import ClientOwner
 from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo._client import CerebrasClient
 from cerebras_paygo._options import ClientOptions, build_request, check_sampling
-from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo._ratelimit import RateLimits
 from cerebras_paygo._settings import DEFAULT_BASE_URL, env_base_url, normalize_base_url
 from cerebras_paygo._structured import strict_function
 from cerebras_paygo._wire import ChatCompletionRequest
