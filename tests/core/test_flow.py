@@ -606,3 +606,22 @@ def test_lease_closes_once() -> None:
     lease.close(Outcome())
     with pytest.raises(RuntimeError):
         lease.close(Outcome())
+
+
+def test_server_context_error_just_over_the_window_keeps_the_room_the_estimator_now_sees() -> None:
+    history = [Message(role="user", content=f"turn {i} " + "word " * 400) for i in range(30)]
+    h = make(
+        overflow="shrink_completion",
+        messages=history,
+        max_completion_tokens=1000,
+        limits=RateLimits(tokens_per_minute=1_000_000),
+    )
+    h.until(Send)
+    first = h.flow._plans["paygo"]
+    # The server counted fewer prompt tokens than we estimated: no extra scaling of the room.
+    over = errors.APIContextWindowExceededError(
+        f"Current length is {first.max_completion_tokens + 10} while limit is {first.window}", status_code=400
+    )
+    h.throw(over)
+    h.until(Send)
+    assert h.flow._window_gap["paygo"] >= 32

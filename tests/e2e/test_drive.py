@@ -170,3 +170,11 @@ async def test_async_stream_info_and_429_pause(emulator) -> None:
     assert chunks and stream.done and "ended" in repr(stream)
     assert stream.info.attempts == 2  # one 429, paused, then sent again
     assert emulator.stats()["rate_limited"] == 1
+
+
+async def test_async_budget_refusal_holds_nothing(emulator) -> None:
+    client = make_client(emulator, max_spend_usd=0.0000001)
+    with pytest.raises(errors.BudgetExceededError):
+        await client.achat(request("hi"))
+    assert emulator.stats()["requests"] == 0
+    assert client.budget_guard is not None and client.budget_guard.in_flight_usd == 0.0
