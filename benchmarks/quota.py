@@ -128,6 +128,11 @@ CONTENDERS = {
     2: "cerebras-paygo, quota learned from headers",
     3: "openai AsyncOpenAI defaults (max_retries=2)",
     4: "openai + LangChain InMemoryRateLimiter",
+    5: "ChatCerebras (ours, LangChain) ainvoke, quota learned",
+    6: "langchain-cerebras ChatCerebras defaults",
+    7: "langchain-cerebras + rate_limiter=InMemoryRateLimiter",
+    8: "Cerebras (ours, LlamaIndex) achat, quota learned",
+    9: "llama-index-llms-cerebras Cerebras defaults",
 }
 
 
@@ -232,6 +237,8 @@ async def contender_call(
             await client.achat(paygo_request(i, sc.max_tokens))
 
         return paygo, client.aclose
+    if number in (5, 6, 7, 8, 9):
+        return framework_call(number, server, sc, result)
     oai = openai.AsyncOpenAI(base_url=server.base_url, api_key=server.api_key)
     if number == 3:
 
@@ -249,6 +256,70 @@ async def contender_call(
         await oai.chat.completions.create(**body(i, sc.max_tokens))
 
     return limited, oai.close
+
+
+def _rate_limiter(sc: Scenario, result: Result) -> InMemoryRateLimiter:
+    reservation = average_reservation(sc)
+    rps = sc.tpm / 60 / reservation
+    result.note = f"{rps:.3g} req/s (reservation {reservation:.0f} tokens)"
+    return InMemoryRateLimiter(requests_per_second=rps, max_bucket_size=max(1.0, sc.tpm / reservation))
+
+
+def framework_call(
+    number: int, server: EmulatorServer, sc: Scenario, result: Result
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """Contenders 5-9: the frameworks' integrations, ours and the official ones, as users build them."""
+    import warnings
+
+    async def nothing() -> None:
+        return None
+
+    if number == 5:
+        from langchain_cerebras_paygo import ChatCerebras
+
+        ours = ChatCerebras(model=MODEL, api_key=server.api_key, base_url=server.base_url, max_tokens=sc.max_tokens)
+
+        async def lc_ours(i: int) -> None:
+            await ours.ainvoke(prompt(i))
+
+        return lc_ours, ours.aclose
+    if number in (6, 7):
+        from langchain_cerebras import ChatCerebras as Official
+
+        limiter = _rate_limiter(sc, result) if number == 7 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            official = Official(
+                model=MODEL,
+                api_key=server.api_key,
+                base_url=server.base_url,
+                max_tokens=sc.max_tokens,
+                rate_limiter=limiter,
+            )
+
+        async def lc_official(i: int) -> None:
+            await official.ainvoke(prompt(i))
+
+        return lc_official, nothing
+    from llama_index.core.llms import ChatMessage
+
+    if number == 8:
+        from llama_index_cerebras import Cerebras
+
+        li = Cerebras(model=MODEL, api_key=server.api_key, base_url=server.base_url, max_tokens=sc.max_tokens)
+
+        async def li_ours(i: int) -> None:
+            await li.achat([ChatMessage(role="user", content=prompt(i))])
+
+        return li_ours, li.aclose
+    from llama_index.llms.cerebras import Cerebras as OfficialLLM
+
+    li_official = OfficialLLM(model=MODEL, api_key=server.api_key, api_base=server.base_url, max_tokens=sc.max_tokens)
+
+    async def li_off(i: int) -> None:
+        await li_official.achat([ChatMessage(role="user", content=prompt(i))])
+
+    return li_off, nothing
 
 
 def run_contender(number: int, sc: Scenario) -> Result:
@@ -506,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds per contender before the rest is cancelled (150; reserve-heavy 90; quick 30)",
     )
-    parser.add_argument("--contenders", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    parser.add_argument(
+        "--contenders", default="1,2,3,4,5,6,7,8,9", help=f"comma-separated subset of {sorted(CONTENDERS)}"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
