@@ -94,6 +94,8 @@ class Scenario:
     blurb: str
     time_cap: float
     """Seconds per contender before its unfinished requests are cancelled."""
+    outage_s: float = 0.0
+    """A 402 window at the start: paygo balances count as zero for this many seconds."""
 
 
 SCENARIOS = {
@@ -118,7 +120,19 @@ SCENARIOS = {
         time_cap=90.0,
     ),
 }
+SCENARIOS["outage"] = Scenario(
+    "outage",
+    requests=100,
+    concurrency=25,
+    tpm=10_000_000,
+    max_tokens=32,
+    completion_tokens=20,
+    blurb="no quota binds; for the first 4 s every request gets 402 Payment Required (no credit), then credit is back",
+    time_cap=60.0,
+    outage_s=4.0,
+)
 QUICK = {
+    "outage": {"requests": 50, "concurrency": 20, "time_cap": 30.0},
     "full-use": {"requests": 80, "concurrency": 20, "tpm": 3_000, "time_cap": 30.0},
     "reserve-heavy": {"requests": 300, "concurrency": 20, "tpm": 20_000, "time_cap": 30.0},
 }
@@ -152,7 +166,10 @@ def paygo_request(i: int, max_tokens: int) -> ChatCompletionRequest:
 
 def emulator_config(sc: Scenario, *, quota: bool = True) -> EmulatorConfig:
     limits = {LIMIT_SCOPE: {"tokens_per_minute": sc.tpm}} if quota else {}
-    return EmulatorConfig().updated(limits=limits, default_completion_tokens=sc.completion_tokens)
+    config = EmulatorConfig().updated(limits=limits, default_completion_tokens=sc.completion_tokens)
+    if sc.outage_s and quota:
+        config = config.updated(faults={"payment_required_s": sc.outage_s})
+    return config
 
 
 def reset_process_state() -> None:
@@ -368,6 +385,8 @@ def _ratio(r: Result, sc: Scenario, floor_s: float) -> str:
 
 
 def table(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
+    if sc.outage_s:
+        return outage_table(results, sc)
     lines = [
         "| contender | ok | lost | 429s (server) | HTTP requests | tokens used | wall (s) | ideal (s) | wall/ideal |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -382,7 +401,28 @@ def table(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
     return lines
 
 
+def outage_table(results: list[Result], sc: Scenario) -> list[str]:
+    lines = [
+        "| contender | succeeded | failed | 402s (server) | HTTP requests | wall (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        lost = f"{r.failed}" + (f" (+{r.unfinished} unfinished at cap)" if r.unfinished else "")
+        lines.append(
+            f"| {r.contender}. {CONTENDERS[r.contender]} | {r.ok} | {lost} | {paid} | {r.http_requests} "
+            f"| {r.wall_s:.1f}{' (cap)' if r.capped else ''} |"
+        )
+    return lines
+
+
 def targets(r: Result, sc: Scenario, floor_s: float) -> list[tuple[str, bool, str]]:
+    if sc.outage_s:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        return [
+            ("every request succeeds", r.ok == sc.requests, f"{r.ok}/{sc.requests} succeeded"),
+            ("402s a handful, not one per caller", paid <= 10, f"{paid} 402s sent"),
+        ]
     ratio = r.wall_s / r.ideal_s(sc.tpm, floor_s)
     return [
         ("zero 429s", r.rate_limited == 0, f"{r.rate_limited} 429s"),
@@ -404,7 +444,7 @@ def notes(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
     for r in results:
         bits = []
         gap = admission_gap_s(r, sc)
-        if r.contender in (1, 2) and not r.capped and gap > 0.01 * r.ideal_s(sc.tpm, floor_s):
+        if not sc.outage_s and r.contender in (1, 2) and not r.capped and gap > 0.01 * r.ideal_s(sc.tpm, floor_s):
             bits.append(
                 f"not in the ideal: the server admits only when a whole reservation "
                 f"({average_reservation(sc):.0f} tokens) is in the bucket, while a request uses "
@@ -520,8 +560,19 @@ def render_scenario(sc: Scenario, results: list[Result], floor_s: float, command
     extra = notes(results, sc, floor_s)
     if extra:
         lines += [*extra, ""]
-    lines += [reading(results, sc, floor_s), f"<!-- /quota:{sc.name} -->"]
+    lines += [outage_reading(results) if sc.outage_s else reading(results, sc, floor_s), f"<!-- /quota:{sc.name} -->"]
     return "\n".join(lines)
+
+
+def outage_reading(results: list[Result]) -> str:
+    parts = []
+    for r in results:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        parts.append(f"{r.contender}: {r.ok}/{r.requests} succeeded with {paid} 402s sent")
+    return (
+        "During a 402 outage cerebras-paygo waits for credit with one probe at a time (PaymentPolicy, "
+        "default max_wait 60 s), so the batch rides it out; the others fail their callers. " + "; ".join(parts) + "."
+    )
 
 
 HEADER = f"""{BEGIN}
@@ -566,7 +617,7 @@ def update_benchmarks_md(blocks: dict[str, str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scenario", choices=[*SCENARIOS, "both"], default="full-use")
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "both", "all"], default="full-use")
     parser.add_argument("--requests", type=int, help="N (default: 200; reserve-heavy 1,500)")
     parser.add_argument("--concurrency", type=int, help="C (default: 50)")
     parser.add_argument("--tpm", type=int, help="T, tokens per minute (default: 6,000; reserve-heavy 60,000)")
@@ -583,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    names = list(SCENARIOS) if args.scenario == "both" else [args.scenario]
+    names = {"both": ["full-use", "reserve-heavy"], "all": list(SCENARIOS)}.get(args.scenario, [args.scenario])
     numbers = sorted({int(x) for x in args.contenders.split(",") if x.strip()})
     if not numbers or any(n not in CONTENDERS for n in numbers):
         parser.error(f"--contenders takes numbers among {sorted(CONTENDERS)}")
