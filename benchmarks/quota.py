@@ -190,6 +190,8 @@ class Result:
     capped: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: Seconds from the start at which each call succeeded (for the plot).
+    done_at: list[float] = field(default_factory=list)
 
     @property
     def rate_limited(self) -> int:
@@ -225,6 +227,7 @@ async def drive(call: Callable[[int], Awaitable[None]], sc: Scenario, result: Re
                 result.errors[type(exc).__name__] += 1
             else:
                 result.ok += 1
+                result.done_at.append(time.perf_counter() - start)
 
     start = time.perf_counter()
     tasks = [asyncio.create_task(one(i)) for i in range(sc.requests)]
@@ -531,6 +534,34 @@ def reading(results: list[Result], sc: Scenario, floor_s: float) -> str:
     return " ".join(parts)
 
 
+def plot(results: list[Result], sc: Scenario, path: Path) -> None:
+    """Tokens the server counted (cumulative, by the time each call succeeded) against what the quota
+    allows by then (a full bucket of T, then T/60 a second): ours follows the envelope."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    horizon = max((r.wall_s for r in results), default=1.0)
+    xs = [i * horizon / 200 for i in range(201)]
+    ax.plot(xs, [sc.tpm + sc.tpm / 60 * x for x in xs], "k--", linewidth=1.5, label="quota allows (T + T/60 per s)")
+    for r in results:
+        if not r.done_at:
+            continue
+        per_call = r.tokens_used / max(1, r.ok)
+        times = sorted(r.done_at)
+        ax.step(times, [per_call * (i + 1) for i in range(len(times))], where="post", label=CONTENDERS[r.contender])
+    ax.set_xlabel("seconds since the batch started")
+    ax.set_ylabel("tokens used (cumulative, server count)")
+    ax.set_title(f"{sc.requests} requests at concurrency {sc.concurrency}, T = {sc.tpm:,} tokens/minute")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def machine() -> str:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -633,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--plot", type=Path, help="write a PNG of tokens used against the quota (full-use run)")
     args = parser.parse_args(argv)
     names = {"both": ["full-use", "reserve-heavy"], "all": list(SCENARIOS)}.get(args.scenario, [args.scenario])
     numbers = sorted({int(x) for x in args.contenders.split(",") if x.strip()})
@@ -662,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
             r = run_contender(number, sc)
             results.append(r)
             print(f"{r.ok} ok, {r.failed} lost, {r.rate_limited} 429s, {r.wall_s:.1f} s", flush=True)
+        if args.plot is not None and not sc.outage_s:
+            plot(results, sc, args.plot)
+            print(f"wrote {args.plot}")
         block = render_scenario(sc, results, floor_s, command, when)
         blocks[name] = block
         print()
