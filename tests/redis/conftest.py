@@ -16,15 +16,12 @@ TARGETS = {
     "standalone": "CEREBRAS_PAYGO_REDIS_URL",
     "cluster": "CEREBRAS_PAYGO_REDIS_CLUSTER_URL",
 }
-# Read at import: the root conftest removes CEREBRAS_PAYGO_REDIS_URL while each test runs, so that
-# clients do not pick it up implicitly.
-URLS = {var: os.environ.get(var) for var in TARGETS.values()}
 
 
 def redis_url(target: str) -> str:
     """The URL for ``target`` (skips the test when its variable is unset)."""
     var = TARGETS[target]
-    url = URLS[var]
+    url = os.environ.get(var)
     if not url:
         pytest.skip(f"{var} is not set (e.g. {var}=redis://127.0.0.1:6379/15)")
     return url if target == "standalone" else url.replace("redis://", "redis+cluster://", 1)

@@ -216,3 +216,16 @@ def test_clients_share_one_state_per_url_and_status_shows_it(emulator, target_ur
     state.limiter.reset()
     state.org.client.delete(state.org.codec.circuit_key(fp), *state.org.codec.spend_keys(fp))
     reset_shared_states()
+
+
+def test_the_url_comes_from_the_environment_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cerebras_paygo._shared
+    from cerebras_paygo import _settings
+
+    monkeypatch.setattr(cerebras_paygo._shared, "redis_url_from_env", _settings.redis_url_from_env)
+    monkeypatch.setenv("CEREBRAS_PAYGO_REDIS_URL", DEAD)
+    reset_shared_states()
+    assert shared_state().backend == DEAD
+    monkeypatch.delenv("CEREBRAS_PAYGO_REDIS_URL")
+    assert shared_state().backend == "memory"
+    reset_shared_states()
