@@ -185,9 +185,10 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """A window to use instead of the catalog's for the tier (e.g. a smaller one of your own)."""
     deadline: float | None = None
     """Seconds a whole call may take, waits, retries and the stream's last chunk included."""
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, exclude=True, repr=False)
     """Share rate limits, 429 pauses, the 402 circuit, spend and budget with every process on the key
-    (``CEREBRAS_PAYGO_REDIS_URL`` when not given); in-process state when neither is set."""
+    (``CEREBRAS_PAYGO_REDIS_URL`` when not given); in-process state when neither is set. Never
+    serialized or shown: the URL may hold a password."""
     redis: Any = Field(default=None, exclude=True, repr=False)
     """A ready ``redis.Redis`` / ``redis.asyncio.Redis`` / ``RedisCluster`` client instead of ``redis_url``."""
     on_backend_error: Literal["local", "raise"] = "local"

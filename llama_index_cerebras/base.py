@@ -163,6 +163,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     default_headers: dict[str, str] | None = Field(default=None, description="Headers added to every request.")
     redis_url: str | None = Field(
         default=None,
+        exclude=True,
+        repr=False,
         description=(
             "Share rate limits, 429 pauses, the 402 circuit, spend and budget with every process on the key "
             "(CEREBRAS_PAYGO_REDIS_URL when not given); in-process state when neither is set."
