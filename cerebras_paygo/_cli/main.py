@@ -278,11 +278,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # --- the parser -------------------------------------------------------------------------------
 
+
+def _add_bench(subparsers: Any) -> None:
+    from cerebras_paygo._cli import bench
+
+    bench.add_parser(subparsers)
+
+
 _SUBCOMMANDS: list[tuple[str, Callable[[Any], None]]] = [
     ("emulate", _add_emulate),
     ("models", _add_models),
     ("check", _add_check),
     ("status", _add_status),
+    ("bench", _add_bench),
 ]
 
 #: Entry point group of plug-in subcommands: each entry point names a ``register(subparsers)``
