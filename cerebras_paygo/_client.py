@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -108,6 +109,26 @@ class CerebrasClient:
             raise ConfigurationError(f"context_overflow must be one of {_CONTEXT_OVERFLOWS}, not {context_overflow!r}")
         if context_window is not None and context_window <= 0:
             raise ConfigurationError(f"context_window must be positive, not {context_window!r}")
+        # The same refusals as the adapters' ClientOptions (which imports this module, so it
+        # cannot be imported here): a bad value is a ConfigurationError now, not a failure later.
+        if base_url is not None and (not isinstance(base_url, str) or not base_url.strip()):
+            raise ConfigurationError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not math.isfinite(deadline)
+            or deadline <= 0
+        ):
+            raise ConfigurationError(f"deadline must be a finite number > 0, not {deadline!r}")
+        if isinstance(rate_limits, Mapping):
+            try:
+                rate_limits = RateLimits.from_mapping(rate_limits)
+            except ConfigurationError:
+                raise
+            except (TypeError, ValueError) as exc:  # int("x") in a value
+                raise ConfigurationError(f"rate_limits values must be positive integers: {exc}") from None
+        elif rate_limits is not None and not isinstance(rate_limits, RateLimits):
+            raise ConfigurationError(f"rate_limits must be a mapping or a RateLimits, not {rate_limits!r}")
         self.settings = Settings.from_env(
             api_key=api_key,
             base_url=base_url,
@@ -121,8 +142,6 @@ class CerebrasClient:
         self.payment_policy = payment_policy or PaymentPolicy()
         self.context_overflow: ContextOverflow = context_overflow
         self.context_window = context_window
-        if isinstance(rate_limits, Mapping):
-            rate_limits = RateLimits.from_mapping(rate_limits)
         self.user_limits = rate_limits or RateLimits()
         self.limiter: Limiter = limiter or shared_limiter()
         self.estimator = estimator or shared_estimator()
