@@ -8,9 +8,12 @@ performed by the sync or async shell (``_sync/drive.py``, ``_async/drive.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import httpx
 from pydantic import SecretStr
@@ -35,6 +38,8 @@ from cerebras_paygo.errors import ConfigurationError
 __all__ = ["AsyncChatStream", "CallInfo", "CerebrasClient", "ChatResult", "ChatStream"]
 
 _CONTEXT_OVERFLOWS = ("raise", "trim_history", "shrink_completion")
+
+logger = logging.getLogger("cerebras_paygo.client")
 
 
 class ChatResult:
@@ -116,6 +121,26 @@ class CerebrasClient:
             raise ConfigurationError(f"context_overflow must be one of {_CONTEXT_OVERFLOWS}, not {context_overflow!r}")
         if context_window is not None and context_window <= 0:
             raise ConfigurationError(f"context_window must be positive, not {context_window!r}")
+        # The same refusals as the adapters' ClientOptions (which imports this module, so it
+        # cannot be imported here): a bad value is a ConfigurationError now, not a failure later.
+        if base_url is not None and (not isinstance(base_url, str) or not base_url.strip()):
+            raise ConfigurationError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not math.isfinite(deadline)
+            or deadline <= 0
+        ):
+            raise ConfigurationError(f"deadline must be a finite number > 0, not {deadline!r}")
+        if isinstance(rate_limits, Mapping):
+            try:
+                rate_limits = RateLimits.from_mapping(rate_limits)
+            except ConfigurationError:
+                raise
+            except (TypeError, ValueError) as exc:  # int("x") in a value
+                raise ConfigurationError(f"rate_limits values must be positive integers: {exc}") from None
+        elif rate_limits is not None and not isinstance(rate_limits, RateLimits):
+            raise ConfigurationError(f"rate_limits must be a mapping or a RateLimits, not {rate_limits!r}")
         self.settings = Settings.from_env(
             api_key=api_key,
             base_url=base_url,
@@ -129,8 +154,6 @@ class CerebrasClient:
         self.payment_policy = payment_policy or PaymentPolicy()
         self.context_overflow: ContextOverflow = context_overflow
         self.context_window = context_window
-        if isinstance(rate_limits, Mapping):
-            rate_limits = RateLimits.from_mapping(rate_limits)
         self.user_limits = rate_limits or RateLimits()
         self.shared = shared_state(redis_url=redis_url, redis=redis, on_backend_error=on_backend_error, workers=workers)
         self.limiter: Limiter = limiter or self.shared.limiter
@@ -146,12 +169,14 @@ class CerebrasClient:
         )
         self._http_client = http_client
         self._async_http_client = async_http_client
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a closed loop's sentinel finishes under it
         self._sync_transports: dict[str, Transport] = {}
         # An httpx.AsyncClient's connections belong to the event loop that opened them, so each
-        # loop gets its own pool (a process may run asyncio.run() many times). Pools of loops that
-        # have closed are dropped on the next lookup: their connections can never be used again.
+        # loop gets its own pool (a process may run asyncio.run() many times). A pool is closed on
+        # its loop's way out (``_close_at_loop_exit``); pools of loops closed some other way are
+        # dropped on the next lookup: their connections can never be used again.
         self._async_transports: dict[object, dict[str, AsyncTransport]] = {}
+        self._loop_sentinels: dict[object, AsyncGenerator[None, None]] = {}
         self._routes: dict[str, tuple[Route, Route | None]] = {}
         self._fallback_settings: Settings | None = None
         fallback_key = self.payment_policy.fallback_api_key
@@ -233,8 +258,47 @@ class CerebrasClient:
             for old in [key for key in self._async_transports if isinstance(key, asyncio.AbstractEventLoop)]:
                 if old.is_closed():
                     del self._async_transports[old]
+                    self._finish_sentinel(old)
             transports = self._async_transports[loop] = {}
+            if isinstance(loop, asyncio.AbstractEventLoop):
+                self._close_at_loop_exit(loop)
         return transports
+
+    def _close_at_loop_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close this loop's pool while the loop still runs, as ``asyncio.run`` ends.
+
+        ``asyncio.run`` (and every ``loop.shutdown_asyncgens()``) closes the async generators first
+        iterated on the loop, before closing it: a generator parked at its ``yield`` here is one,
+        and its ``finally`` closes the pool's sockets and forgets the loop. Without it each
+        ``asyncio.run`` left a closed loop, its pool and its sockets behind (400 runs: 651 open
+        files) until the next call on a new loop dropped them unclosed (a ResourceWarning each).
+        """
+        sentinel = self._loop_exit(loop)
+        try:
+            sentinel.__anext__().send(None)  # run to the yield now: the loop's firstiter hook registers it
+        except StopIteration:
+            self._loop_sentinels[loop] = sentinel  # the loop holds it weakly: we keep it alive
+
+    async def _loop_exit(self, loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                transports = self._async_transports.pop(loop, None) or {}
+                self._loop_sentinels.pop(loop, None)
+            if not loop.is_closed():  # closed: dropped unawaited (``_finish_sentinel``)
+                for transport in transports.values():
+                    try:
+                        await transport.aclose()
+                    except Exception:  # a pool that fails to close must not fail the loop's exit
+                        logger.debug("closing a connection pool at the event loop's exit failed", exc_info=True)
+
+    def _finish_sentinel(self, loop: object) -> None:
+        """Finish the sentinel of a loop closed without ``shutdown_asyncgens`` (nothing to await)."""
+        sentinel = self._loop_sentinels.pop(loop, None)
+        if sentinel is not None:
+            with contextlib.suppress(StopIteration, RuntimeError):
+                sentinel.aclose().send(None)
 
     def async_transport_for(self, route: Route) -> AsyncTransport:
         key = route.settings.fingerprint

@@ -281,6 +281,19 @@ def _check_tools(tools: Any) -> None:
             )
 
 
+def _check_call_timeout(value: Any) -> None:
+    """A per-call ``timeout`` is not a request field: Cerebras answers 400 "body.timeout is
+    unsupported" (after counting the request), and ``httpx.Timeout`` cannot even be serialized."""
+    if isinstance(value, httpx.Timeout):
+        for part in ("connect", "read", "write", "pool"):
+            _number(f"timeout.{part}", getattr(value, part), low=0.0, strict_low=True)
+    else:
+        _number("timeout", value, low=0.0, strict_low=True)
+    raise ConfigurationError(
+        f"timeout={value!r} is not a request option: set timeout= (or deadline=) on the model or client"
+    )
+
+
 def build_request(messages: list[Message], params: Mapping[str, Any]) -> Any:
     """The wire request of one call, checked: what the API would refuse raises ``ConfigurationError``
     here, before any request (no messages, sampling out of range, a malformed tool)."""
@@ -288,6 +301,8 @@ def build_request(messages: list[Message], params: Mapping[str, Any]) -> Any:
 
     if not messages:
         raise ConfigurationError("a chat request needs at least one message")
+    if "timeout" in params:
+        _check_call_timeout(params["timeout"])
     check_sampling(params)
     _check_tools(params.get("tools"))
     try:

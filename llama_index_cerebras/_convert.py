@@ -38,6 +38,7 @@ from cerebras_paygo._options import assistant_message, usage_counts
 from cerebras_paygo._streaming import StreamAccumulator
 from cerebras_paygo._tools import api_tool_choice
 from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
+from cerebras_paygo.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from cerebras_paygo import CallInfo
@@ -77,12 +78,13 @@ def message_to_wire(message: ChatMessage) -> Message:
     """One LlamaIndex message as Cerebras expects it.
 
     Raises:
-        ValueError: a tool result without ``additional_kwargs["tool_call_id"]``, or content the
-            chat completions API cannot carry (audio, video, documents).
+        ConfigurationError (a ``ValueError``): a tool result without
+            ``additional_kwargs["tool_call_id"]``, or content the chat completions API cannot carry
+            (audio, video, documents); nothing is sent.
     """
     role = _ROLES.get(message.role)
     if role is None:
-        raise ValueError(f"unsupported chat message role {message.role!r}")
+        raise ConfigurationError(f"unsupported chat message role {message.role!r}")
     name = message.additional_kwargs.get("name")
     name = name if isinstance(name, str) and name else None
     if role == "assistant":
@@ -90,7 +92,7 @@ def message_to_wire(message: ChatMessage) -> Message:
     if role == "tool":
         call_id = message.additional_kwargs.get("tool_call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise ValueError(
+            raise ConfigurationError(
                 "a tool result needs the id of the call it answers: "
                 "ChatMessage(role='tool', content=..., additional_kwargs={'tool_call_id': ...})"
             )
@@ -126,7 +128,7 @@ def _user_content(blocks: Sequence[ContentBlock]) -> str | list[dict[str, Any]]:
         elif isinstance(block, ImageBlock):
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
         elif not isinstance(block, (CachePoint, ThinkingBlock)):
-            raise ValueError(f"Cerebras chat completions cannot carry {type(block).__name__} content")
+            raise ConfigurationError(f"Cerebras chat completions cannot carry {type(block).__name__} content")
     return parts
 
 

@@ -33,6 +33,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.program.streaming_utils import process_streaming_content_incremental
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.tools import ToolMetadata
 from llama_index.core.types import Model, PydanticProgramMode
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
@@ -485,6 +486,11 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
                 schema allows it); ``False`` is sent as such; ``None`` leaves the API default.
             kwargs: other request fields.
         """
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
+            raise ConfigurationError(f"tools must be a list of LlamaIndex tools, not {tools!r}")
+        for tool in tools:
+            if not isinstance(getattr(tool, "metadata", None), ToolMetadata):
+                raise ConfigurationError(f"a tool must be a LlamaIndex BaseTool (FunctionTool...), not {tool!r}")
         specs = [self._tool_spec(tool, strict) for tool in tools]
         messages = list(chat_history or [])
         if isinstance(user_msg, str):

@@ -122,10 +122,18 @@ class Storage(Protocol):
     """
 
     def reserve(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+        self,
+        scope: Scope,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        max_wait_us: int | None,
+        jitter: float,
+        margin_us: int = 0,
     ) -> Ticket:
         """Book 1 request and ``tokens`` on every bucket (header limits over ``limits``), all or
-        nothing, FIFO; refuse (booking nothing) when the wait would exceed ``max_wait_us``."""
+        nothing, FIFO; refuse (booking nothing) when the wait would exceed ``max_wait_us``. Request
+        buckets no header has reported keep ``margin_us`` of headroom (``gcra.request_margin``)."""
         ...
 
     def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool:
@@ -175,7 +183,14 @@ class AsyncStorage(Protocol):
     """The ``Storage`` steps for a backend whose I/O is awaited (same semantics)."""
 
     async def reserve(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+        self,
+        scope: Scope,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        max_wait_us: int | None,
+        jitter: float,
+        margin_us: int = 0,
     ) -> Ticket: ...
 
     async def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool: ...

@@ -37,6 +37,12 @@ logger = logging.getLogger("cerebras_paygo.ratelimit")
 #: Waits longer than this (seconds) are logged at INFO, shorter ones at DEBUG.
 SLOW_WAIT_S = 1.0
 
+#: Seconds of headroom kept on request buckets that no ``x-ratelimit-*`` header reports
+#: (requests-minute and -hour on Cerebras): the server's window starts when our first request
+#: arrives, after ours, and latencies jitter. At 1,000 RPM the burst is 983 requests, not 1,000;
+#: the steady rate stays at the limit (``gcra.request_margin``).
+REQUEST_MARGIN_S = 1.0
+
 T = TypeVar("T")
 
 
@@ -71,6 +77,8 @@ class Limiter:
         on_backend_error: ``"local"`` (fall back to local limits / ``workers``) or ``"raise"``.
         workers: how many processes share the quota; the local fallback books ``limit // workers``.
         probe_interval: seconds between attempts to return to a failed backend.
+        request_margin: seconds of headroom on request buckets no header reports (0: the exact
+            bucket; see ``REQUEST_MARGIN_S``).
     """
 
     def __init__(
@@ -84,11 +92,15 @@ class Limiter:
         on_backend_error: Literal["local", "raise"] = "local",
         workers: int = 1,
         probe_interval: float = 5.0,
+        request_margin: float = REQUEST_MARGIN_S,
     ) -> None:
         if on_backend_error not in ("local", "raise"):
             raise ConfigurationError(f"on_backend_error must be 'local' or 'raise', not {on_backend_error!r}")
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigurationError(f"workers must be an integer >= 1, not {workers!r}")
+        if not isinstance(request_margin, (int, float)) or not 0 <= request_margin <= 60:
+            raise ConfigurationError(f"request_margin must be seconds in [0, 60], not {request_margin!r}")
+        self._margin_us = to_us(request_margin)
         if storage is not None and not isinstance(storage, (Storage, AsyncStorage)):
             storage, async_storage = _storages_for_client(storage, async_storage)
         if isinstance(storage, AsyncStorage) and not isinstance(storage, Storage):
@@ -304,7 +316,12 @@ class Limiter:
         try:
             ticket = self._run(
                 lambda s, local: s.reserve(
-                    scope, self._divided(limits) if local else limits, tokens, max_wait_us=max_wait_us, jitter=jitter
+                    scope,
+                    self._divided(limits) if local else limits,
+                    tokens,
+                    max_wait_us=max_wait_us,
+                    jitter=jitter,
+                    margin_us=self._margin_us,
                 )
             )
         except (RateLimitError, RequestTooLargeError) as exc:
@@ -320,7 +337,12 @@ class Limiter:
         try:
             ticket = await self._arun(
                 lambda s, local: s.reserve(
-                    scope, self._divided(limits) if local else limits, tokens, max_wait_us=max_wait_us, jitter=jitter
+                    scope,
+                    self._divided(limits) if local else limits,
+                    tokens,
+                    max_wait_us=max_wait_us,
+                    jitter=jitter,
+                    margin_us=self._margin_us,
                 )
             )
         except (RateLimitError, RequestTooLargeError) as exc:
@@ -643,6 +665,7 @@ class MemoryLimiter(Limiter):
         clock: seconds on a monotonic clock; ``RateLimitSnapshot.received_at`` must use the same one.
         rng: source of the pause jitter (seed it in tests).
         max_pause_jitter: after a 429 pause, callers resume spread over ``min(this, 0.2 * pause)``.
+        request_margin: seconds of headroom on request buckets no header reports.
     """
 
     def __init__(
@@ -651,8 +674,11 @@ class MemoryLimiter(Limiter):
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_pause_jitter: float = 1.0,
+        request_margin: float = REQUEST_MARGIN_S,
     ) -> None:
-        super().__init__(MemoryStorage(clock=clock), rng=rng, max_pause_jitter=max_pause_jitter)
+        super().__init__(
+            MemoryStorage(clock=clock), rng=rng, max_pause_jitter=max_pause_jitter, request_margin=request_margin
+        )
 
 
 _shared: Limiter | None = None

@@ -49,7 +49,14 @@ class MemoryStorage:
         return state
 
     def reserve(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+        self,
+        scope: Scope,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        max_wait_us: int | None,
+        jitter: float,
+        margin_us: int = 0,
     ) -> Ticket:
         with self._lock:
             now = self._now()
@@ -57,7 +64,7 @@ class MemoryStorage:
             if state.pending:
                 gcra.advance(state, now)
             effective = gcra.effective_limits(state, limits)
-            booking = gcra.reserve(state, effective, tokens, now, max_wait=max_wait_us, jitter=jitter)
+            booking = gcra.reserve(state, effective, tokens, now, max_wait=max_wait_us, jitter=jitter, margin=margin_us)
         wait = booking.start - now
         return Ticket(
             booking.seq,

@@ -91,7 +91,7 @@ class _Codec:
         return [getattr(limits, name) or 0 for name in NAMES]
 
     def reserve_args(
-        self, scope: Scope, limits: RateLimits, tokens: int, max_wait_us: int | None, jitter: float
+        self, scope: Scope, limits: RateLimits, tokens: int, max_wait_us: int | None, jitter: float, margin_us: int = 0
     ) -> list[Any]:
         return [
             self.time_offset_us,
@@ -104,6 +104,7 @@ class _Codec:
             scope.key_fingerprint,
             scope.model,
             *self._limits(limits),
+            margin_us,
         ]
 
     def ticket(
@@ -267,9 +268,17 @@ class RedisStorage:
             raise
 
     def reserve(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+        self,
+        scope: Scope,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        max_wait_us: int | None,
+        jitter: float,
+        margin_us: int = 0,
     ) -> Ticket:
-        reply = self._eval("reserve", scope, self.codec.reserve_args(scope, limits, tokens, max_wait_us, jitter))
+        args = self.codec.reserve_args(scope, limits, tokens, max_wait_us, jitter, margin_us)
+        reply = self._eval("reserve", scope, args)
         return self.codec.ticket(reply, tokens, jitter, max_wait_us, self)
 
     def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool:
@@ -395,9 +404,17 @@ class AsyncRedisStorage:
             raise
 
     async def reserve(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+        self,
+        scope: Scope,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        max_wait_us: int | None,
+        jitter: float,
+        margin_us: int = 0,
     ) -> Ticket:
-        reply = await self._eval("reserve", scope, self.codec.reserve_args(scope, limits, tokens, max_wait_us, jitter))
+        args = self.codec.reserve_args(scope, limits, tokens, max_wait_us, jitter, margin_us)
+        reply = await self._eval("reserve", scope, args)
         return self.codec.ticket(reply, tokens, jitter, max_wait_us, self)
 
     async def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool:

@@ -231,7 +231,8 @@ def test_falls_back_to_local_limits_and_returns(
 ) -> None:
     port, procs = own_redis
     url = f"redis://127.0.0.1:{port}/0"
-    limiter = Limiter.from_url(url, workers=2, probe_interval=0.3, timeout=0.3)
+    # request_margin=0: the exact burst of 10 // 2 (the margin is tested in tests/reliability).
+    limiter = Limiter.from_url(url, workers=2, probe_interval=0.3, timeout=0.3, request_margin=0)
     limits = RateLimits(requests_per_minute=10)
     first = limiter.acquire(SCOPE, limits, 0)
     assert first.ticket.source is limiter._storage

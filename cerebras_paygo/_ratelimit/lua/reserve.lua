@@ -1,10 +1,12 @@
 -- Units: integer microseconds; clock: Redis TIME (+ ARGV[1]). Book 1 request + tokens on every bucket, all or nothing, FIFO.
--- ARGV: offset, tokens, max_wait (-1: none), jitter [0,1), lease, idle_ms, base_url, fingerprint, model, limits 1..6 (0: none).
+-- ARGV: offset, tokens, max_wait (-1: none), jitter [0,1), lease, idle_ms, base_url, fingerprint, model, limits 1..6 (0: none),
+-- margin (us of headroom on request buckets no header has reported: gcra.request_margin).
 -- Returns {0, seq, wait, binding (0 none, 1..6 bucket, 7 pause), mask} | {1, bucket, units, capacity} | {2, binding, wait}.
 local now = now_us()
 local tokens = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
 local jitter = tonumber(ARGV[4])
+local margin = tonumber(ARGV[16] or '0')
 maintain(now)
 local limits = {}
 for i = 1, 6 do limits[i] = ARGV[9 + i] end
@@ -19,8 +21,12 @@ for i = 1, 6 do
     if TOKENS[i] then units = tokens end
     if units > limit then return {1, i, units, limit} end
     if tat < now then tat = now end
-    local new_tat = tat + cost(units, limit, WINDOWS[i])
+    local c = cost(units, limit, WINDOWS[i])
+    local new_tat = tat + c
     local at = new_tat - WINDOWS[i]
+    if margin > 0 and not TOKENS[i] and not redis.call('HGET', K, 'S' .. i) then
+      at = at + math.max(0, math.min(margin, WINDOWS[i] - c))
+    end
     allowed[i] = at
     if at > start then start, binding = at, i end
     plan[i] = new_tat
