@@ -209,7 +209,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
 
     settled = False
 
-    def settle(completion_tokens: int, *, dropped: bool = False) -> None:
+    def settle(completion_tokens: int, *, dropped: bool = False, gone: bool = False) -> None:
         nonlocal settled
         if settled:
             return
@@ -217,7 +217,10 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
         with state.lock:
             later = state.clock()
             used = prompt_tokens + completion_tokens
-            buckets.refund(reserve - used, later)
+            if not (gone and config.keep_charge_on_disconnect):
+                # A client that left keeps its whole reservation charged on the real API (the local
+                # limiter must not refund it either); an answered request gets the unused part back.
+                buckets.refund(reserve - used, later)
             cost = spec.prices.cost(prompt_tokens, completion_tokens, cached) if org.tier != "free" else 0.0
             state.ledger.debit(org.name, cost, later)
             state.counters.record_usage(model, prompt_tokens, completion_tokens, cached, max(0, reserve - used), cost)
@@ -267,7 +270,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
                 first_byte_delay=first_byte,
                 token_delay=token_delay,
                 drop_after=drop_after,
-                on_close=lambda dropped: settle(completion_tokens, dropped=dropped),
+                on_close=lambda dropped, gone=False: settle(completion_tokens, dropped=dropped, gone=gone),
             )
 
         if latency + first_byte > 0:
@@ -276,7 +279,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
         payload = completion_body(meta, choices, usage, timing())
         return _respond(state, 200, payload, org=org.name, model=model, request_id=request_id)
     except BaseException:
-        settle(0)
+        settle(0, gone=True)  # cancelled: the client went away while we were generating
         raise
 
 

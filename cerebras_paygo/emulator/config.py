@@ -110,6 +110,10 @@ class EmulatorConfig(_Strict):
     """More requests in flight than this get 429 ``queue_exceeded``."""
     send_done: bool = True
     """End streams with ``data: [DONE]``."""
+    keep_charge_on_disconnect: bool = True
+    """A request whose client disconnects after admission keeps its whole reservation on the buckets
+    (as the real API appears to: abandoned requests were seen to cost quota); ``False`` refunds the
+    unused part as for an answered request."""
     retry_after: bool = False
     """Send ``Retry-After`` on 429 and 503 (the real API does not)."""
     default_completion_tokens: int = Field(default=32, ge=1)

@@ -162,7 +162,7 @@ def stream_events(
 class SSEResponse:
     """``text/event-stream; charset=utf-8`` that can stall the first byte, pace tokens and drop.
 
-    ``on_close`` runs exactly once, however the stream ends (done, dropped, client gone).
+    ``on_close(dropped, gone=...)`` runs exactly once, however the stream ends (done, dropped, client gone).
     """
 
     media_type = "text/event-stream; charset=utf-8"
@@ -176,7 +176,7 @@ class SSEResponse:
         first_byte_delay: float,
         token_delay: float,
         drop_after: int | None,
-        on_close: Callable[[bool], None],
+        on_close: Callable[..., None],
     ) -> None:
         self.events = events
         self.headers = headers
@@ -220,4 +220,4 @@ class SSEResponse:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
-            self.on_close(dropped)
+            self.on_close(dropped, gone=gone.is_set())
