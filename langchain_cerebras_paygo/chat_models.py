@@ -42,6 +42,7 @@ from langchain_cerebras_paygo._structured import (
     response_format_for,
     strict_tool_function,
 )
+from langchain_cerebras_paygo.errors import bridged_errors
 
 __all__ = ["ChatCerebras"]
 
@@ -387,7 +388,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
+        with bridged_errors():
+            result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
 
     async def _agenerate(
@@ -397,7 +399,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
+        with bridged_errors():
+            result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
 
     def _stream(
@@ -407,15 +410,16 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
-        with self.cerebras_client.stream(request) as stream:
-            for item in stream:
-                chunk = assembler.feed(item, stream.info if stream.done else None)
-                if run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-            yield from assembler.finish(stream.info)
+        with bridged_errors():
+            request = self._build_request(messages, stop, stream=True, **kwargs)
+            assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+            with self.cerebras_client.stream(request) as stream:
+                for item in stream:
+                    chunk = assembler.feed(item, stream.info if stream.done else None)
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                yield from assembler.finish(stream.info)
 
     async def _astream(
         self,
@@ -424,16 +428,17 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
-        async with self.cerebras_client.astream(request) as stream:
-            async for item in stream:
-                chunk = assembler.feed(item, stream.info if stream.done else None)
-                if run_manager:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-            for chunk in assembler.finish(stream.info):
-                yield chunk
+        with bridged_errors():
+            request = self._build_request(messages, stop, stream=True, **kwargs)
+            assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+            async with self.cerebras_client.astream(request) as stream:
+                async for item in stream:
+                    chunk = assembler.feed(item, stream.info if stream.done else None)
+                    if run_manager:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                for chunk in assembler.finish(stream.info):
+                    yield chunk
 
     # --- token counting -----------------------------------------------------------------------
 
