@@ -522,16 +522,21 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         if kwargs.get("tools"):
             raise ValueError("with_structured_output does not take tools; use bind_tools for tool calling")
         pydantic_object = pydantic_class(schema)
-        ls_format: dict[str, Any] = {"kwargs": {"method": method, "strict": strict}}
+        # Tracing metadata: langchain-core reads ``["schema"]`` whenever the dict is non-empty, so
+        # without a schema (``json_mode``) nothing is bound at all (it would be a KeyError).
+        ls_bind: dict[str, Any] = {}
         if schema is not None:
-            ls_format["schema"] = convert_to_json_schema(schema)
+            ls_bind["ls_structured_output_format"] = {
+                "kwargs": {"method": method, "strict": strict},
+                "schema": convert_to_json_schema(schema),
+            }
         llm: Runnable[LanguageModelInput, Any]
         output_parser: Runnable[Any, Any]
         if method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
             response_format, parameters = response_format_for(schema, strict=True if strict is None else strict)
-            llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format, **kwargs)
+            llm = self.bind(response_format=response_format, **ls_bind, **kwargs)
             output_parser = StrictJsonOutputParser(strip_schema=parameters, pydantic_object=pydantic_object)
         elif method == "function_calling":
             if schema is None:
@@ -541,7 +546,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
             llm = self.bind(
                 tools=[{"type": "function", "function": tool_function}],
                 tool_choice={"type": "function", "function": {"name": name}},
-                ls_structured_output_format=ls_format,
+                **ls_bind,
                 **kwargs,
             )
             output_parser = StrictToolArgsParser(
@@ -550,7 +555,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         elif method == "json_mode":
             if strict is not None:
                 raise ValueError("strict does not apply to method='json_mode'; use method='json_schema'")
-            llm = self.bind(response_format={"type": "json_object"}, ls_structured_output_format=ls_format, **kwargs)
+            llm = self.bind(response_format={"type": "json_object"}, **ls_bind, **kwargs)
             output_parser = StrictJsonOutputParser(pydantic_object=pydantic_object)
         else:
             raise ValueError(f"unknown method {method!r}; use 'json_schema', 'function_calling' or 'json_mode'")
