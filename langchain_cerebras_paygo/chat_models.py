@@ -12,7 +12,7 @@ import importlib
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -23,7 +23,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import get_fields
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
 from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
@@ -107,7 +107,9 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Model id, for instance ``gpt-oss-120b`` or ``zai-glm-4.7``."""
     temperature: float | None = None
     """Sampling temperature (the model's default when unset)."""
-    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    # ``validation_alias`` (not ``alias``): type checkers build ``__init__`` from ``alias``, so the
+    # field's own name, the one the README and langchain-cerebras use, stays the typed parameter.
+    max_tokens: int | None = Field(default=None, validation_alias=AliasChoices("max_tokens", "max_completion_tokens"))
     """Most tokens to generate, reasoning included (sent as ``max_completion_tokens``).
 
     Cerebras reserves the whole of it against the tokens-per-minute quota; when unset the core
@@ -116,7 +118,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Nucleus sampling mass."""
     seed: int | None = None
     """Best-effort deterministic sampling."""
-    stop: list[str] | str | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | str | None = Field(default=None, validation_alias=AliasChoices("stop", "stop_sequences"))
     """Stop sequences (up to 4); the stop text is not returned."""
     frequency_penalty: float | None = None
     """Penalty for frequent tokens (-2..2)."""
@@ -188,6 +190,12 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Seconds a whole call may take, waits, retries and the stream's last chunk included."""
     client: CerebrasClient | None = Field(default=None, exclude=True, repr=False)
     """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
+
+    if TYPE_CHECKING:
+        # The second names of two fields, typed for ``__init__`` only (pydantic takes them through
+        # the ``validation_alias`` above; reading them back is ``max_tokens`` and ``stop``).
+        max_completion_tokens: int | None = Field(default=None, exclude=True)
+        stop_sequences: list[str] | str | None = Field(default=None, exclude=True)
 
     _client: CerebrasClient | None = PrivateAttr(default=None)
 
@@ -624,6 +632,10 @@ def _field_names(cls: type) -> frozenset[str]:
             collected.add(name)
             if info.alias:
                 collected.add(info.alias)
+            if isinstance(info.validation_alias, AliasChoices):
+                collected.update(c for c in info.validation_alias.choices if isinstance(c, str))
+            elif isinstance(info.validation_alias, str):
+                collected.add(info.validation_alias)
         names = frozenset(collected)
         _FIELD_NAMES[cls] = names
     return names
