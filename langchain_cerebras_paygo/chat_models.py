@@ -8,7 +8,6 @@ checks, retries and spend tracking apply to ``invoke``, ``ainvoke``, ``stream``,
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -597,28 +596,6 @@ def _tool_choice(tool_choice: _ToolChoice, tools: list[dict[str, Any]]) -> str |
         return forced_tool(names[0])
     return api_tool_choice(tool_choice, names)
 
-
-def _allow_in_load() -> None:
-    """Let ``load(..., allowed_objects="all")`` revive ``ChatCerebras``.
-
-    langchain-core's ``"all"`` allowlist is the table of integrations it knows (``ChatGroq``,
-    ``ChatOpenAI``, ...); importing this package adds ``ChatCerebras`` to it, under its own path only
-    (never ``langchain_cerebras``'s). ``load(..., allowed_objects=[ChatCerebras])`` works without it.
-    """
-    path = tuple(ChatCerebras.lc_id())
-    try:
-        module = importlib.import_module("langchain_core.load.load")
-        mappings = getattr(module, "ALL_SERIALIZABLE_MAPPINGS", None)
-        if isinstance(mappings, dict):
-            mappings.setdefault(path, path)
-        cache = getattr(module, "_default_class_paths_cache", None)
-        if isinstance(cache, dict) and isinstance(cache.get("all"), set):
-            cache["all"].add(path)
-    except Exception:  # best effort across langchain-core versions
-        return
-
-
-_allow_in_load()
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 

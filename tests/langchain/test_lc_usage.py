@@ -56,3 +56,37 @@ def test_json_mode_with_schema_still_traces_the_schema(emulator: Any) -> None:
     )
     traced = handler.metadata[0]["ls_structured_output_format"]
     assert traced["kwargs"]["method"] == "json_mode" and traced["schema"]["title"] == "Person"
+
+
+# --- dumps / loads -----------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+def test_loads_dumps_the_documented_way(emulator: Any) -> None:
+    """The README's call: an explicit allowlist plus our namespace; the key comes from secrets_map."""
+    from langchain_core.load import dumps, loads
+
+    key = fresh_key(emulator)
+    llm = ChatCerebras(base_url=emulator.base_url, api_key=key, max_tokens=64, temperature=0.1, tier="paygo")
+    text = dumps(llm)
+    assert key not in text
+    restored = loads(
+        text,
+        allowed_objects=[ChatCerebras],
+        valid_namespaces=["langchain_cerebras_paygo"],
+        secrets_map={"CEREBRAS_API_KEY": key},
+    )
+    assert isinstance(restored, ChatCerebras)
+    assert (restored.max_tokens, restored.temperature, restored.base_url) == (64, 0.1, emulator.base_url)
+    assert restored.invoke("hello").content, "the revived model calls the API"
+
+
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+def test_import_patches_no_private_allowlist() -> None:
+    """Importing the package leaves langchain-core's allowlists alone: the public call above is the way."""
+    from langchain_core.load import dumps, loads
+
+    with pytest.raises(ValueError, match="not allowed"):
+        loads(
+            dumps(ChatCerebras(api_key="csk-x")), allowed_objects="all", valid_namespaces=["langchain_cerebras_paygo"]
+        )
