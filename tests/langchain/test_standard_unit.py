@@ -31,15 +31,18 @@ class TestChatCerebrasUnit(ChatModelUnitTests):
             {"api_key": "csk-from-env"},
         )
 
-    @pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+    @pytest.mark.xfail(
+        reason="loads with allowed_objects='all', langchain-core's table of the integrations it ships; "
+        "a third-party class gets in only by patching langchain-core's private globals, which this "
+        "package does not do (test_serdes_named_class below is the same check with the class named)",
+        strict=True,
+    )
     def test_serdes(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
-        """The standard check, with the one difference that ``load`` names the class.
+        super().test_serdes(model, snapshot)
 
-        The standard test loads with ``allowed_objects="all"``, langchain-core's table of the
-        integrations it ships mappings for; a third-party package is in it only by patching
-        langchain-core's private globals at import, which this package no longer does. The
-        snapshot and the round trip are otherwise the standard ones.
-        """
+    @pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+    def test_serdes_named_class(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
+        """The standard check, except that ``load`` names the class (the README's way)."""
         env_params, _model_params, _expected_attrs = self.init_from_env_params
         with mock.patch.dict(os.environ, env_params):
             ser = dumpd(model)
