@@ -33,6 +33,7 @@ from cerebras_paygo._tools import api_tool_choice, forced_tool
 from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError
 from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
+from langchain_cerebras_paygo._init import PROVIDER, split_model_id
 from langchain_cerebras_paygo._profiles import profile_for
 from langchain_cerebras_paygo._structured import (
     StrictJsonOutputParser,
@@ -197,6 +198,15 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         stop_sequences: list[str] | str | None = Field(default=None, exclude=True)
 
     _client: CerebrasClient | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_model_id(cls, model_id: str, **kwargs: Any) -> ChatCerebras:
+        """``ChatCerebras.from_model_id("cerebras:gpt-oss-120b", max_tokens=512)``: the model id as
+        ``init_chat_model`` spells it (``"cerebras:"`` optional), other arguments as the constructor's."""
+        provider, model = split_model_id(model_id)
+        if provider is None and ":" in model:
+            raise ConfigurationError(f"{model_id!r} names provider {model.split(':', 1)[0]!r}, not {PROVIDER!r}")
+        return cls(model=model, **kwargs)
 
     # --- validation ---------------------------------------------------------------------------
 

@@ -90,3 +90,58 @@ def test_import_patches_no_private_allowlist() -> None:
         loads(
             dumps(ChatCerebras(api_key="csk-x")), allowed_objects="all", valid_namespaces=["langchain_cerebras_paygo"]
         )
+
+
+# --- init_chat_model ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("cerebras:zai-glm-4.7", None),
+        ("zai-glm-4.7", "cerebras"),
+        ("zai-glm-4.7", None),
+        ("CEREBRAS:zai-glm-4.7", None),
+    ],
+)
+def test_init_chat_model_routes_to_cerebras(emulator: Any, model: str, provider: str | None) -> None:
+    from langchain_cerebras_paygo import init_chat_model
+
+    llm = init_chat_model(
+        model, model_provider=provider, base_url=emulator.base_url, api_key=fresh_key(emulator), max_tokens=64
+    )
+    assert isinstance(llm, ChatCerebras) and llm.model_name == "zai-glm-4.7" and llm.max_tokens == 64
+    assert llm.invoke("hi").response_metadata["model_name"] == "zai-glm-4.7"
+
+
+def test_init_chat_model_hands_other_providers_to_langchain() -> None:
+    pytest.importorskip("langchain.chat_models")
+    from langchain_cerebras_paygo import init_chat_model
+
+    # langchain's own init_chat_model answers (its message names the integration package it needs)
+    with pytest.raises(ImportError, match=r"langchain[_-]openai"):
+        init_chat_model("openai:gpt-4o-mini")
+    with pytest.raises(ValueError, match="configurable_alternatives"):
+        init_chat_model("cerebras:gpt-oss-120b", configurable_fields=("temperature",))
+
+
+def test_from_model_id(emulator: Any) -> None:
+    llm = ChatCerebras.from_model_id("cerebras:gpt-oss-120b", base_url=emulator.base_url, api_key=fresh_key(emulator))
+    assert llm.model_name == "gpt-oss-120b" and llm.invoke("hi").content
+    assert ChatCerebras.from_model_id("zai-glm-4.7").model_name == "zai-glm-4.7"
+    with pytest.raises(ValueError, match="provider"):
+        ChatCerebras.from_model_id("openai:gpt-4o")
+
+
+def test_configurable_alternatives_switch_provider_at_runtime(emulator: Any) -> None:
+    """The README's pattern for init_chat_model's configurable models."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.runnables import ConfigurableField
+
+    llm = ChatCerebras(base_url=emulator.base_url, api_key=fresh_key(emulator), max_tokens=64)
+    switchable = llm.configurable_fields(model_name=ConfigurableField(id="model")).configurable_alternatives(
+        ConfigurableField(id="provider"), default_key="cerebras", other=FakeListChatModel(responses=["other"])
+    )
+    assert switchable.invoke("hi", config={"configurable": {"provider": "other"}}).content == "other"
+    answer = switchable.invoke("hi", config={"configurable": {"model": "zai-glm-4.7"}})
+    assert answer.response_metadata["model_name"] == "zai-glm-4.7"
