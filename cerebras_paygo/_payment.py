@@ -55,7 +55,7 @@ __all__ = [
 
 logger = logging.getLogger("cerebras_paygo.payment")
 
-GateKind = Literal["send", "probe", "wait", "fail"]
+GateKind = Literal["send", "probe", "wait", "fail", "rejected"]
 
 #: While a probe is in flight, waiters look again after at most this many seconds.
 PROBE_POLL = 0.5
@@ -63,6 +63,9 @@ PROBE_POLL = 0.5
 PROBE_LEASE = 120.0
 #: How often callers waiting for a key's first answer look again (seconds).
 FIRST_ANSWER_POLL = 0.02
+#: How long a key the server rejected (401) stays rejected in this process before one request may
+#: try it again (a revoked key stays revoked; a key fixed on the server side gets a new chance).
+REJECTED_FOR = 300.0
 _MIN_WAIT = 0.001
 
 
@@ -147,11 +150,14 @@ class Gate:
     outcome with ``on_success``/``on_payment_required``/``on_probe_done``), ``"wait"`` (sleep
     ``wait_s``, then ask again) or ``"fail"`` (the outage outlasted ``max_wait``).
     ``outage_started`` is the ``now`` of the 402 that opened the circuit (``None`` when closed).
+    ``"rejected"``: the server answered this key with 401; ``error`` is a copy of that
+    ``AuthenticationError`` to raise without sending.
     """
 
     kind: GateKind
     wait_s: float = 0.0
     outage_started: float | None = None
+    error: Exception | None = None
 
 
 class PaymentCircuit:
@@ -179,6 +185,8 @@ class PaymentCircuit:
         self._probe_started: float | None = None
         self._closed_at = -math.inf
         self._outages = 0
+        # A 401: (when, the error's class, args and attributes), to raise copies of it.
+        self._rejected: tuple[float, type[Exception], tuple[Any, ...], dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"PaymentCircuit(fingerprint={self.fingerprint!r}, state={self.state!r}, outages={self._outages})"
@@ -216,6 +224,15 @@ class PaymentCircuit:
         """
         pol = policy or self.policy
         with self._lock:
+            if self._rejected is not None:
+                at, cls, args, state = self._rejected
+                if now - at < REJECTED_FOR:
+                    error = cls.__new__(cls, *args)
+                    error.args = args
+                    error.__dict__.update(state)
+                    return Gate("rejected", 0.0, None, error)
+                self._rejected = None
+                self._known = False
             if not self._open:
                 if self._known:
                     return Gate("send")
@@ -288,6 +305,13 @@ class PaymentCircuit:
             self._outages += 1
         logger.warning("402 payment required for key %s: payment circuit open", self.fingerprint)
         return True
+
+    def on_rejected(self, now: float, error: Exception) -> None:
+        """The server rejected this key (401): every caller fails at once with a copy of ``error``,
+        without sending, for ``REJECTED_FOR`` seconds. Waiters for the key's first answer see it too."""
+        with self._lock:
+            self._rejected = (now, type(error), error.args, dict(error.__dict__))
+        logger.warning("401 for key %s: later calls on it fail without sending", self.fingerprint)
 
     def on_probe_done(self, now: float) -> None:
         """The probe ended with neither success nor 402 (5xx, timeout, 429, cancellation): free its slot.

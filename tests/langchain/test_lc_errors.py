@@ -192,3 +192,18 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("mode", ["batch", "abatch"])
+async def test_a_batch_with_a_wrong_key_costs_one_failed_request(emulator: Any, mode: str) -> None:
+    """The README's promise: the first 401 rejects the key, the other nine fail without sending."""
+    llm = ChatCerebras(base_url=emulator.base_url, api_key=f"csk-wrong-for-{mode}", max_tokens=32)
+    inputs = [f"question {i}" for i in range(10)]
+    if mode == "batch":
+        results = llm.batch(inputs, return_exceptions=True)
+    else:
+        results = await llm.abatch(inputs, return_exceptions=True)
+    assert len(results) == 10
+    assert all(isinstance(r, core.AuthenticationError) and isinstance(r, lc.ModelAuthenticationError) for r in results)
+    assert {str(r) for r in results} == {str(results[0])}, "the same error for every caller"
+    assert statuses(emulator).get("401") == 1, statuses(emulator)
