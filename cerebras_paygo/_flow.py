@@ -58,6 +58,7 @@ from cerebras_paygo._steps import (
 )
 from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RateLimitSnapshot, Usage
 from cerebras_paygo.errors import (
+    AuthenticationError,
     BudgetExceededError,
     CerebrasError,
     ContextWindowExceededError,
@@ -218,6 +219,8 @@ class CallFlow:
         cfg = self.config
         while True:
             gate = yield CheckCircuit(cfg.primary.circuit, cfg.payment, cfg.clock())
+            if gate.kind == "rejected" and gate.error is not None:
+                raise gate.error
             if gate.kind == "send":
                 return cfg.primary, False
             if gate.kind == "probe":
@@ -333,6 +336,11 @@ class CallFlow:
         closed = self._closed
         route = lease.route
         if isinstance(error, BudgetExceededError):
+            raise error
+        if isinstance(error, AuthenticationError):
+            # The key is wrong for everyone: the circuit (in-memory, no I/O) makes the callers
+            # queued behind this one, and later ones, fail with this error without sending.
+            route.circuit.on_rejected(cfg.clock(), error)
             raise error
         if isinstance(error, ContextWindowExceededError) and not error.local:
             self._replan_after_context_error(lease, error)

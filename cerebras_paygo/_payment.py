@@ -64,7 +64,7 @@ __all__ = [
 
 logger = logging.getLogger("cerebras_paygo.payment")
 
-GateKind = Literal["send", "probe", "wait", "fail"]
+GateKind = Literal["send", "probe", "wait", "fail", "rejected"]
 
 #: While a probe is in flight, waiters look again after at most this many seconds.
 PROBE_POLL = 0.5
@@ -72,6 +72,9 @@ PROBE_POLL = 0.5
 PROBE_LEASE = 120.0
 #: How often callers waiting for a key's first answer look again (seconds).
 FIRST_ANSWER_POLL = 0.02
+#: How long a key the server rejected (401) stays rejected in this process before one request may
+#: try it again (a revoked key stays revoked; a key fixed on the server side gets a new chance).
+REJECTED_FOR = 300.0
 _MIN_WAIT = 0.001
 
 
@@ -156,11 +159,14 @@ class Gate:
     outcome with ``on_success``/``on_payment_required``/``on_probe_done``), ``"wait"`` (sleep
     ``wait_s``, then ask again) or ``"fail"`` (the outage outlasted ``max_wait``).
     ``outage_started`` is the ``now`` of the 402 that opened the circuit (``None`` when closed).
+    ``"rejected"``: the server answered this key with 401 (in this process, within
+    ``REJECTED_FOR``); ``error`` is a copy of that ``AuthenticationError`` to raise without sending.
     """
 
     kind: GateKind
     wait_s: float = 0.0
     outage_started: float | None = None
+    error: Exception | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +421,8 @@ class PaymentCircuit:
         self._probe: tuple[object, int] | None = None
         # Per store: the newest outage this process has reported (its hook runs once per outage).
         self._seen: dict[int, int] = {}
+        # A 401 on this key: (when, the error's class, args and attributes), to raise copies of it.
+        self._rejected: tuple[float, type[Exception], tuple[Any, ...], dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"PaymentCircuit(fingerprint={self.fingerprint!r}, state={self.state!r}, outages={self.outages})"
@@ -480,6 +488,19 @@ class PaymentCircuit:
                 self._probe = (self._same_source(where), reply.token)
         return Gate(reply.kind, reply.wait_s, reply.outage_started)
 
+    def _rejection(self, now: float) -> Gate | None:
+        with self._lock:
+            if self._rejected is None:
+                return None
+            at, cls, args, state = self._rejected
+            if now - at >= REJECTED_FOR:
+                self._rejected = None
+                return None
+        error = cls.__new__(cls, *args)
+        error.args = args
+        error.__dict__.update(state)
+        return Gate("rejected", 0.0, None, error)
+
     def gate(self, now: float, *, policy: PaymentPolicy | None = None) -> Gate:
         """May a caller send now? See :class:`Gate`.
 
@@ -488,13 +509,27 @@ class PaymentCircuit:
             policy: This caller's policy (``max_wait``, ``probe_interval``); the circuit's default
                 when ``None``. Clients that share a key may pass different policies.
         """
+        rejected = self._rejection(now)
+        if rejected is not None:
+            return rejected
         reply, where = self._run(self._gate_call(now, policy))
         return self._gated(reply, where)
 
     async def agate(self, now: float, *, policy: PaymentPolicy | None = None) -> Gate:
         """``gate`` for event loops."""
+        rejected = self._rejection(now)
+        if rejected is not None:
+            return rejected
         reply, where = await self._arun(self._gate_call(now, policy))
         return self._gated(reply, where)
+
+    def on_rejected(self, now: float, error: Exception) -> None:
+        """The server rejected this key (401): in this process, every caller fails at once with a copy
+        of ``error``, without sending, for ``REJECTED_FOR`` seconds (waiters for the key's first
+        answer too). Per process: another process with the right key is not told."""
+        with self._lock:
+            self._rejected = (now, type(error), error.args, dict(error.__dict__))
+        logger.warning("401 for key %s: later calls on it fail without sending", self.fingerprint)
 
     # --- reports --------------------------------------------------------------------------------
 

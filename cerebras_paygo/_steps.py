@@ -151,8 +151,8 @@ class SharedStep(Generic[T]):
     def run(self) -> T:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
-    async def arun(self) -> T:
-        return self.run()
+    async def arun(self) -> T:  # pragma: no cover - every subclass overrides it (its backend may await)
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,10 @@ checks, retries and spend tracking apply to ``invoke``, ``ainvoke``, ``stream``,
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -23,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import get_fields
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
 from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
@@ -34,6 +33,7 @@ from cerebras_paygo._tools import api_tool_choice, forced_tool
 from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError
 from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
+from langchain_cerebras_paygo._init import PROVIDER, split_model_id
 from langchain_cerebras_paygo._profiles import profile_for
 from langchain_cerebras_paygo._structured import (
     StrictJsonOutputParser,
@@ -42,6 +42,7 @@ from langchain_cerebras_paygo._structured import (
     response_format_for,
     strict_tool_function,
 )
+from langchain_cerebras_paygo.errors import bridged_errors
 
 __all__ = ["ChatCerebras"]
 
@@ -106,7 +107,9 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Model id, for instance ``gpt-oss-120b`` or ``zai-glm-4.7``."""
     temperature: float | None = None
     """Sampling temperature (the model's default when unset)."""
-    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    # ``validation_alias`` (not ``alias``): type checkers build ``__init__`` from ``alias``, so the
+    # field's own name, the one the README and langchain-cerebras use, stays the typed parameter.
+    max_tokens: int | None = Field(default=None, validation_alias=AliasChoices("max_tokens", "max_completion_tokens"))
     """Most tokens to generate, reasoning included (sent as ``max_completion_tokens``).
 
     Cerebras reserves the whole of it against the tokens-per-minute quota; when unset the core
@@ -115,7 +118,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Nucleus sampling mass."""
     seed: int | None = None
     """Best-effort deterministic sampling."""
-    stop: list[str] | str | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | str | None = Field(default=None, validation_alias=AliasChoices("stop", "stop_sequences"))
     """Stop sequences (up to 4); the stop text is not returned."""
     frequency_penalty: float | None = None
     """Penalty for frequent tokens (-2..2)."""
@@ -199,7 +202,22 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     client: CerebrasClient | None = Field(default=None, exclude=True, repr=False)
     """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
 
+    if TYPE_CHECKING:
+        # The second names of two fields, typed for ``__init__`` only (pydantic takes them through
+        # the ``validation_alias`` above; reading them back is ``max_tokens`` and ``stop``).
+        max_completion_tokens: int | None = Field(default=None, exclude=True)
+        stop_sequences: list[str] | str | None = Field(default=None, exclude=True)
+
     _client: CerebrasClient | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_model_id(cls, model_id: str, **kwargs: Any) -> ChatCerebras:
+        """``ChatCerebras.from_model_id("cerebras:gpt-oss-120b", max_tokens=512)``: the model id as
+        ``init_chat_model`` spells it (``"cerebras:"`` optional), other arguments as the constructor's."""
+        provider, model = split_model_id(model_id)
+        if provider is None and ":" in model:
+            raise ConfigurationError(f"{model_id!r} names provider {model.split(':', 1)[0]!r}, not {PROVIDER!r}")
+        return cls(model=model, **kwargs)
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -402,7 +420,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
+        with bridged_errors():
+            result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
 
     async def _agenerate(
@@ -412,7 +431,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
+        with bridged_errors():
+            result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
 
     def _stream(
@@ -422,15 +442,16 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
-        with self.cerebras_client.stream(request) as stream:
-            for item in stream:
-                chunk = assembler.feed(item, stream.info if stream.done else None)
-                if run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-            yield from assembler.finish(stream.info)
+        with bridged_errors():
+            request = self._build_request(messages, stop, stream=True, **kwargs)
+            assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+            with self.cerebras_client.stream(request) as stream:
+                for item in stream:
+                    chunk = assembler.feed(item, stream.info if stream.done else None)
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                yield from assembler.finish(stream.info)
 
     async def _astream(
         self,
@@ -439,16 +460,17 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
-        async with self.cerebras_client.astream(request) as stream:
-            async for item in stream:
-                chunk = assembler.feed(item, stream.info if stream.done else None)
-                if run_manager:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-            for chunk in assembler.finish(stream.info):
-                yield chunk
+        with bridged_errors():
+            request = self._build_request(messages, stop, stream=True, **kwargs)
+            assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+            async with self.cerebras_client.astream(request) as stream:
+                async for item in stream:
+                    chunk = assembler.feed(item, stream.info if stream.done else None)
+                    if run_manager:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                for chunk in assembler.finish(stream.info):
+                    yield chunk
 
     # --- token counting -----------------------------------------------------------------------
 
@@ -532,16 +554,21 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         if kwargs.get("tools"):
             raise ValueError("with_structured_output does not take tools; use bind_tools for tool calling")
         pydantic_object = pydantic_class(schema)
-        ls_format: dict[str, Any] = {"kwargs": {"method": method, "strict": strict}}
+        # Tracing metadata: langchain-core reads ``["schema"]`` whenever the dict is non-empty, so
+        # without a schema (``json_mode``) nothing is bound at all (it would be a KeyError).
+        ls_bind: dict[str, Any] = {}
         if schema is not None:
-            ls_format["schema"] = convert_to_json_schema(schema)
+            ls_bind["ls_structured_output_format"] = {
+                "kwargs": {"method": method, "strict": strict},
+                "schema": convert_to_json_schema(schema),
+            }
         llm: Runnable[LanguageModelInput, Any]
         output_parser: Runnable[Any, Any]
         if method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
             response_format, parameters = response_format_for(schema, strict=True if strict is None else strict)
-            llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format, **kwargs)
+            llm = self.bind(response_format=response_format, **ls_bind, **kwargs)
             output_parser = StrictJsonOutputParser(strip_schema=parameters, pydantic_object=pydantic_object)
         elif method == "function_calling":
             if schema is None:
@@ -551,7 +578,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
             llm = self.bind(
                 tools=[{"type": "function", "function": tool_function}],
                 tool_choice={"type": "function", "function": {"name": name}},
-                ls_structured_output_format=ls_format,
+                **ls_bind,
                 **kwargs,
             )
             output_parser = StrictToolArgsParser(
@@ -560,7 +587,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         elif method == "json_mode":
             if strict is not None:
                 raise ValueError("strict does not apply to method='json_mode'; use method='json_schema'")
-            llm = self.bind(response_format={"type": "json_object"}, ls_structured_output_format=ls_format, **kwargs)
+            llm = self.bind(response_format={"type": "json_object"}, **ls_bind, **kwargs)
             output_parser = StrictJsonOutputParser(pydantic_object=pydantic_object)
         else:
             raise ValueError(f"unknown method {method!r}; use 'json_schema', 'function_calling' or 'json_mode'")
@@ -595,28 +622,6 @@ def _tool_choice(tool_choice: _ToolChoice, tools: list[dict[str, Any]]) -> str |
     return api_tool_choice(tool_choice, names)
 
 
-def _allow_in_load() -> None:
-    """Let ``load(..., allowed_objects="all")`` revive ``ChatCerebras``.
-
-    langchain-core's ``"all"`` allowlist is the table of integrations it knows (``ChatGroq``,
-    ``ChatOpenAI``, ...); importing this package adds ``ChatCerebras`` to it, under its own path only
-    (never ``langchain_cerebras``'s). ``load(..., allowed_objects=[ChatCerebras])`` works without it.
-    """
-    path = tuple(ChatCerebras.lc_id())
-    try:
-        module = importlib.import_module("langchain_core.load.load")
-        mappings = getattr(module, "ALL_SERIALIZABLE_MAPPINGS", None)
-        if isinstance(mappings, dict):
-            mappings.setdefault(path, path)
-        cache = getattr(module, "_default_class_paths_cache", None)
-        if isinstance(cache, dict) and isinstance(cache.get("all"), set):
-            cache["all"].add(path)
-    except Exception:  # best effort across langchain-core versions
-        return
-
-
-_allow_in_load()
-
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
@@ -629,6 +634,10 @@ def _field_names(cls: type) -> frozenset[str]:
             collected.add(name)
             if info.alias:
                 collected.add(info.alias)
+            if isinstance(info.validation_alias, AliasChoices):
+                collected.update(c for c in info.validation_alias.choices if isinstance(c, str))
+            elif isinstance(info.validation_alias, str):
+                collected.add(info.validation_alias)
         names = frozenset(collected)
         _FIELD_NAMES[cls] = names
     return names

@@ -212,6 +212,18 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         description="A CerebrasClient to share between instances (its settings then win over the ones above).",
     )
 
+    if TYPE_CHECKING:
+        # llama-index-llms-cerebras' names, typed for ``__init__`` (the "before" validator maps them
+        # to ``base_url`` and ``timeout``); at runtime ``api_base`` reads ``base_url``.
+        api_base: str | None = Field(default=None, exclude=True)
+        request_timeout: float | None = Field(default=None, exclude=True)
+    else:
+
+        @property
+        def api_base(self) -> str:
+            """``base_url`` under llama-index-llms-cerebras' (OpenAILike's) name."""
+            return self.base_url
+
     _client: CerebrasClient | None = PrivateAttr(default=None)
 
     # --- validation ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from cerebras_paygo._backends import close_at_loop_exit
 from cerebras_paygo._billing import HoldReply, HoldStatus, SpendTotals
 from cerebras_paygo._payment import (
     FIRST_ANSWER_POLL,
@@ -490,6 +491,14 @@ class AsyncRedisOrgState:
         if bound is None:
             assert self._factory is not None
             bound = self._per_loop[loop] = self._with_scripts(self._factory())
+            client = bound[0]
+
+            async def close() -> None:
+                self._per_loop.pop(loop, None)
+                await client.aclose()
+
+            # This loop's connections die with it: close them on it (asyncio.run after asyncio.run).
+            close_at_loop_exit(loop, close)
         return bound
 
     async def eval(self, step: str, keys: list[Any], args: list[Any]) -> Any:

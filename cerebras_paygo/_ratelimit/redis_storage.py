@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from cerebras_paygo._backends import close_at_loop_exit
 from cerebras_paygo._ratelimit.base import BucketStats, Scope, Ticket
 from cerebras_paygo._ratelimit.gcra import PAUSE, US, max_wait_error, to_us, too_large_error
 from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
@@ -392,6 +393,14 @@ class AsyncRedisStorage:
         if bound is None:
             assert self._factory is not None
             bound = self._per_loop[loop] = self._with_scripts(self._factory())
+            client = bound[0]
+
+            async def close() -> None:
+                self._per_loop.pop(loop, None)
+                await client.aclose()
+
+            # This loop's connections die with it: close them on it (asyncio.run after asyncio.run).
+            close_at_loop_exit(loop, close)
         return bound
 
     async def _eval(self, step: str, scope: Scope | None, args: list[Any], key: Any = None) -> Any:

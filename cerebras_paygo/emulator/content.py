@@ -291,20 +291,40 @@ def _choose_tools(body: Mapping[str, Any], spec: ModelFacts, messages: list[Mapp
         wanted = (choice.get("function") or {}).get("name")
         return [dict(t) for t in tools if (t.get("function") or {}).get("name") == wanted][:1]
     last_role = messages[-1].get("role") if messages else None
-    if choice == "auto" and last_role != "user":
+    if last_role not in ("user", "tool"):
         return []
     user_text = _last_user_text(messages)
-    scored = [(_tool_score(t, user_text), i) for i, t in enumerate(tools)]
+    # After tool results the model moves on, as agents rely on: it calls only tools it has not
+    # called since the user spoke (a second step the task names, or the structured-output tool
+    # of a ``tool_choice="required"`` agent), never the same tool again; else it answers.
+    called = _called_since_user(messages) if last_role == "tool" else set()
+    candidates = [i for i, t in enumerate(tools) if (t.get("function") or {}).get("name") not in called]
+    scored = [(_tool_score(tools[i], user_text), i) for i in candidates]
     hits = [i for score, i in sorted(scored, key=lambda s: (-s[0], s[1])) if score > 0]
     if not hits:
-        if choice != "required":
+        if choice != "required" or not candidates:
             return []
-        hits = [0]
+        # Nothing in the prompt names a tool: the first one, or after tool results the last one
+        # not yet called (agents append their structured-output tool after the user's tools).
+        hits = [candidates[-1] if last_role == "tool" else candidates[0]]
     parallel = body.get("parallel_tool_calls")
     if parallel is None:
         parallel = spec.capabilities.parallel_tool_calls
     chosen = sorted(hits) if parallel else hits[:1]
     return [dict(tools[i]) for i in chosen]
+
+
+def _called_since_user(messages: list[Mapping[str, Any]]) -> set[str]:
+    """Names of the tools the assistant called after the last user message."""
+    names: set[str] = set()
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            break
+        if message.get("role") == "assistant":
+            for call in message.get("tool_calls") or []:
+                if isinstance(call, Mapping):
+                    names.add(str((call.get("function") or {}).get("name", "")))
+    return names
 
 
 def _tool_answer(messages: list[Mapping[str, Any]]) -> str | None:
@@ -379,11 +399,15 @@ def _content_for(
     user_text = _last_user_text(messages)
     response_format = body.get("response_format") or {}
     last_role = messages[-1].get("role") if messages else None
+    kind = response_format.get("type")
     if last_role == "tool":
         answer = _tool_answer(messages)
-        if answer:
+        if answer and kind not in ("json_schema", "json_object"):
             return answer
-    kind = response_format.get("type")
+        if answer:
+            # ``response_format`` holds after tool results too: the answer is the JSON, built from
+            # what the user asked and what the tools returned.
+            user_text = f"{user_text}\n{answer}"
     if kind == "json_schema":
         return json.dumps(_json_schema(body, user_text, rng), ensure_ascii=False)
     if kind == "json_object":

@@ -14,12 +14,14 @@ Fixtures:
   ``configure(**changes)``, ``set_faults(**faults)``, ``set_balance(org, usd)``, ``advance(s)``,
   ``freeze_time()``, ``client()``, ``app`` and ``state``.
 - ``emulator_asgi`` (function): a fresh in-process app behind ``httpx.ASGITransport`` (no socket;
-  a frozen clock, so bucket arithmetic is exact): ``transport``, ``base_url``, ``async_client()``
-  and the same methods as ``emulator``.
+  a frozen clock, so bucket arithmetic is exact): ``transport``, ``base_url``, ``async_client()``,
+  ``http_client()`` / ``async_http_client()`` for the adapters, and the same methods as ``emulator``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,15 +126,61 @@ class EmulatorHandle(_Handle):
         return httpx.AsyncClient(base_url=self.base_url, headers=self.headers(free=free), **kwargs)
 
 
-class AsgiEmulatorHandle(_Handle):
-    """An in-process emulator: requests go through ``httpx.ASGITransport``, no socket."""
+class _SyncASGITransport(httpx.BaseTransport):
+    """Sync requests to an ASGI app: each one runs on a private event loop in a daemon thread
+    (``httpx.ASGITransport`` is async only). Response bodies are read whole, streams included."""
 
-    root_url = "http://emulator.test"
+    def __init__(self, app: Starlette) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="emulator-asgi", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def send() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            inner = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            response = await self._inner.handle_async_request(inner)
+            content = b"".join([part async for part in response.stream])  # type: ignore[union-attr]
+            return response.status_code, response.headers.raw, content
+
+        status, headers, content = asyncio.run_coroutine_threadsafe(send(), self._running_loop()).result()
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class AsgiEmulatorHandle(_Handle):
+    """An in-process emulator: requests go through ``httpx.ASGITransport``, no socket.
+
+    Give the adapters its HTTP clients (``base_url`` is a ``.localhost`` name, so the adapters'
+    plain-http rule accepts it, and nothing listens there: without the clients nothing arrives)::
+
+        ChatCerebras(base_url=emulator_asgi.base_url, api_key=emulator_asgi.api_key,
+                     http_client=emulator_asgi.http_client(), http_async_client=emulator_asgi.async_http_client())
+        Cerebras(base_url=emulator_asgi.base_url, api_key=emulator_asgi.api_key,
+                 http_client=emulator_asgi.http_client(), async_http_client=emulator_asgi.async_http_client())
+    """
+
+    root_url = "http://emulator.localhost"
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.state = EmulatorState(config, clock=ControllableClock(frozen=True))
         self.app = create_app(state=self.state)
         self.transport = httpx.ASGITransport(app=self.app)
+        self.sync_transport = _SyncASGITransport(self.app)
         self.base_url = f"{self.root_url}/v1"
 
     def async_client(self, *, free: bool = False, **kwargs: Any) -> httpx.AsyncClient:
@@ -140,6 +188,17 @@ class AsgiEmulatorHandle(_Handle):
         return httpx.AsyncClient(
             transport=self.transport, base_url=self.base_url, headers=self.headers(free=free), **kwargs
         )
+
+    def http_client(self, **kwargs: Any) -> httpx.Client:
+        """A plain ``httpx.Client`` bound to the app (no key: the adapters send their own)."""
+        return httpx.Client(transport=self.sync_transport, **kwargs)
+
+    def async_http_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """A plain ``httpx.AsyncClient`` bound to the app (no key: the adapters send their own)."""
+        return httpx.AsyncClient(transport=self.transport, **kwargs)
+
+    def close(self) -> None:
+        self.sync_transport.close()
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +230,8 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture
-def emulator_asgi(emulator_config: EmulatorConfig) -> AsgiEmulatorHandle:
+def emulator_asgi(emulator_config: EmulatorConfig) -> Iterator[AsgiEmulatorHandle]:
     """A fresh in-process emulator app with an ``httpx.ASGITransport`` (frozen clock)."""
-    return AsgiEmulatorHandle(emulator_config)
+    handle = AsgiEmulatorHandle(emulator_config)
+    yield handle
+    handle.close()

@@ -58,3 +58,22 @@ def test_every_subcommand_is_registered(command: str, capsys: pytest.CaptureFixt
         build_parser().parse_args([command, "--help"])
     assert info.value.code == 0
     assert f"cerebras-paygo {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "needs", "expected"),
+    [
+        ("langchain_agent.py", "langchain.agents", ["ToolMessage: It is 21 degrees", "WeatherReport: WeatherReport("]),
+        ("langgraph_agent.py", "langgraph.prebuilt", ["tools: It is 21 degrees and sunny in Paris."]),
+        ("llama_index_rag.py", "llama_index.core", ["Auto-recharge tops the balance up", "sunny in Oslo"]),
+    ],
+)
+def test_framework_examples(name: str, needs: str, expected: list[str]) -> None:
+    pytest.importorskip(needs)
+    result = run_example(name)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "CEREBRAS_API_KEY is not set: using the embedded Cerebras emulator" in out
+    for text in expected:
+        assert text in out, out
+    assert out.rstrip().endswith("Done.")

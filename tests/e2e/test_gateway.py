@@ -158,8 +158,9 @@ def test_wrong_key_fails_once_for_a_concurrent_batch(emulator) -> None:
 
     anyio.run(main)
     assert len(failures) == 20
-    # Each caller learns from its own 401, but they go one at a time until the key's first answer.
-    assert emulator.stats()["statuses"] == {"401": 20}
+    # The first 401 rejects the key: the callers waiting for its first answer fail without sending.
+    assert emulator.stats()["statuses"] == {"401": 1}
+    assert len({str(f) for f in failures}) == 1
 
 
 def test_key_never_in_logs_or_errors(emulator, caplog: pytest.LogCaptureFixture) -> None:

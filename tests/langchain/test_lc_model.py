@@ -56,7 +56,7 @@ def test_serialization_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         model="zai-glm-4.7", temperature=0.2, max_tokens=64, tier="free", rate_limits={"tokens_per_minute": 5000}
     )
     restored = load(
-        dumpd(llm), valid_namespaces=["langchain_cerebras_paygo"], allowed_objects="all", secrets_from_env=True
+        dumpd(llm), allowed_objects=[ChatCerebras], valid_namespaces=["langchain_cerebras_paygo"], secrets_from_env=True
     )
     assert isinstance(restored, ChatCerebras)
     assert restored.model_name == "zai-glm-4.7"
