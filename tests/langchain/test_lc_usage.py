@@ -116,9 +116,9 @@ def test_init_chat_model_routes_to_cerebras(emulator: Any, model: str, provider:
 
 def test_init_chat_model_hands_other_providers_to_langchain() -> None:
     pytest.importorskip("langchain.chat_models")
-    from langchain_cerebras_paygo import init_chat_model
-
     import importlib.util
+
+    from langchain_cerebras_paygo import init_chat_model
 
     if importlib.util.find_spec("langchain_anthropic") is not None:
         pytest.skip("langchain-anthropic is installed: its model would be built, not refused")
