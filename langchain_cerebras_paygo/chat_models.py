@@ -326,8 +326,11 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         if max_tokens is not None:
             params["ls_max_tokens"] = max_tokens
         stops = stop if stop is not None else kwargs.get("stop", self.stop)
-        if stops:
-            params["ls_stop"] = [stops] if isinstance(stops, str) else list(stops)
+        # Tracing never fails a call: a bad ``stop`` is refused by the core with ConfigurationError.
+        if isinstance(stops, str):
+            params["ls_stop"] = [stops]
+        elif isinstance(stops, (list, tuple)) and stops:
+            params["ls_stop"] = [str(s) for s in stops]
         return params
 
     def _resolve_model_profile(self) -> ModelProfile | None:
@@ -366,6 +369,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     @model_validator(mode="after")
     def _check_options(self) -> Self:
         """Refuse bad client options and sampling values now, not at the first call."""
+        if not isinstance(self.model_name, str) or not self.model_name.strip():
+            raise ConfigurationError(f"model must be a model id such as 'gpt-oss-120b', not {self.model_name!r}")
         if self.client is None:
             self._client_options()
         check_sampling(self._default_params)

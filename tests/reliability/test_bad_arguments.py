@@ -6,9 +6,8 @@ Before (main at 7abec95), what still escaped: ``CerebrasClient(rate_limits={"req
 ``deadline=0`` accepted; per-call ``timeout=inf`` sent (a server 400, one request counted) and
 ``timeout=httpx.Timeout(0)`` -> ``PydanticSerializationError``, in both adapters; a LlamaIndex tool
 message without an id -> bare ``ValueError``; ``chat_with_tools([42])`` -> ``AttributeError``.
-Still escaping (``langchain_cerebras_paygo/chat_models.py``, another engineer's file: xfail below):
-``ChatCerebras.invoke(..., stop=5)`` -> ``TypeError`` in ``_get_ls_params``, and
-``ChatCerebras(model="")`` is accepted (its call raises ``ConfigurationError``, nothing sent).
+Also fixed since: ``ChatCerebras.invoke(..., stop=5)`` (a ``TypeError`` in the tracing parameters) and
+``ChatCerebras(model="")`` (accepted until its first call) now raise ``ConfigurationError`` too.
 """
 
 from __future__ import annotations
@@ -72,9 +71,6 @@ CORE_OPTIONS = {
     "max_spend_usd",
     "deadline",
 }
-#: Gaps of langchain_cerebras_paygo/chat_models.py (another engineer's file): strict xfails, so
-#: they turn into failures to remove the day the check lands.
-GAP = pytest.mark.xfail(strict=True, reason="needs a check in langchain_cerebras_paygo/chat_models.py")
 
 
 def _refused(make: Callable[[], Any]) -> ConfigurationError:
@@ -90,7 +86,7 @@ def _case_id(case: tuple[str, Any]) -> str:
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=GAP) if c == ("model", "") else c for c in CONSTRUCTOR_CASES],
+    CONSTRUCTOR_CASES,
     ids=_case_id,
 )
 def test_langchain_constructor_refuses(case: tuple[str, Any]) -> None:
@@ -145,7 +141,7 @@ def _never_sent(emulator, make: Callable[[], Any]) -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     # stop=5: ChatCerebras._get_ls_params does list(5), a TypeError before our checks run.
-    [pytest.param(*c, marks=GAP) if c[0] == "stop=5" else c for c in CALL_CASES],
+    CALL_CASES,
     ids=[c[0] for c in CALL_CASES],
 )
 def test_langchain_call_refuses_locally(emulator, name: str, kwargs: dict[str, Any], stream: bool) -> None:
