@@ -216,7 +216,7 @@ class Contender:
     samples: list[float] = field(default_factory=list)
 
 
-def build(mode: str, base: str, *, stream: bool) -> list[Contender]:
+def build(mode: str, base: str, *, stream: bool, key: str = KEY) -> list[Contender]:
     from cerebras_paygo import CerebrasClient, ChatCompletionRequest, Message, RateLimits
     from langchain_cerebras_paygo import ChatCerebras
     from llama_index_cerebras import Cerebras
@@ -229,15 +229,15 @@ def build(mode: str, base: str, *, stream: bool) -> list[Contender]:
         extra = {}
     roomy = RateLimits(requests_per_minute=10**9, tokens_per_minute=10**12, requests_per_day=10**12)
     messages = [{"role": "user", "content": "Say hello."}]
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {key}"}
     sync_client.headers.update(headers)
-    core = CerebrasClient(api_key=KEY, base_url=base, rate_limits=roomy, **extra)
+    core = CerebrasClient(api_key=key, base_url=base, rate_limits=roomy, **extra)
     request = ChatCompletionRequest(
         model=MODEL, messages=[Message(role="user", content="Say hello.")], max_completion_tokens=64
     )
-    ours_lc = ChatCerebras(model=MODEL, api_key=KEY, base_url=base, max_tokens=64, rate_limits=roomy, **extra)
+    ours_lc = ChatCerebras(model=MODEL, api_key=key, base_url=base, max_tokens=64, rate_limits=roomy, **extra)
     llama_extra = {"http_client": sync_client} if mode == "mock" else {}
-    ours_li = Cerebras(model=MODEL, api_key=KEY, base_url=base, max_tokens=64, rate_limits=roomy, **llama_extra)
+    ours_li = Cerebras(model=MODEL, api_key=key, base_url=base, max_tokens=64, rate_limits=roomy, **llama_extra)
     lc_floor = langchain_floor(sync_client, base)
     li_floor = llama_index_floor(sync_client, base)
     contenders: list[Contender] = []
@@ -276,11 +276,11 @@ def build(mode: str, base: str, *, stream: bool) -> list[Contender]:
             ),
             Contender("CerebrasClient.stream (our core)", "core", core_stream),
         ]
-    contenders += official(mode, base, sync_client, stream=stream)
+    contenders += official(mode, base, sync_client, stream=stream, key=key)
     return contenders
 
 
-def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool) -> list[Contender]:
+def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool, key: str = KEY) -> list[Contender]:
     """The official integrations (``pip install "cerebras-paygo[bench]"``), when installed."""
     found: list[Contender] = []
     try:
@@ -288,7 +288,7 @@ def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool) -
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lc = OfficialChat(model=MODEL, api_key=KEY, base_url=base, max_tokens=64, http_client=sync_client)
+            lc = OfficialChat(model=MODEL, api_key=key, base_url=base, max_tokens=64, http_client=sync_client)
         name = "langchain-cerebras " + ("stream" if stream else "invoke")
         found.append(
             Contender(
@@ -302,7 +302,7 @@ def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool) -
     try:
         from llama_index.llms.cerebras import Cerebras as OfficialLLM
 
-        li = OfficialLLM(model=MODEL, api_key=KEY, api_base=base, max_tokens=64, http_client=sync_client)
+        li = OfficialLLM(model=MODEL, api_key=key, api_base=base, max_tokens=64, http_client=sync_client)
         name = "llama-index-llms-cerebras " + ("stream_complete" if stream else "complete")
         found.append(
             Contender(
@@ -475,7 +475,11 @@ def import_times(repeats: int) -> list[str]:
 def loopback_base() -> tuple[str, Any]:
     from cerebras_paygo.emulator import EmulatorConfig, EmulatorServer
 
-    server = EmulatorServer(EmulatorConfig(limits={"*": {"tokens_per_minute": 10**12, "requests_per_minute": 10**9}}))
+    server = EmulatorServer(
+        EmulatorConfig(
+            limits={"*": {"tokens_per_minute": 10**12, "requests_per_minute": 10**9, "requests_per_day": 10**12}}
+        )
+    )
     server.start()
     return server.base_url, server
 
@@ -494,12 +498,13 @@ def main() -> int:
     lines: list[str] = []
     servers = []
     for mode in args.modes.split(","):
-        base = BASE
+        base, key = BASE, KEY
         if mode == "loopback":
             base, server = loopback_base()
+            key = server.api_key
             servers.append(server)
         for stream in (False, True):
-            contenders = build(mode, base, stream=stream)
+            contenders = build(mode, base, stream=stream, key=key)
             run_rounds(contenders, args.rounds, args.calls if mode == "mock" else max(5, args.calls // 4), rng)
             title = f"{mode}, {'stream' if stream else 'call'}"
             rows = table(contenders, title)
