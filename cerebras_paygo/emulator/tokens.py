@@ -10,6 +10,11 @@ estimator has something real to calibrate against:
   tool calls and ``response_format`` count as their JSON text.
 
 ``split(text)`` returns the pieces, and ``"".join(split(text)) == text`` always holds.
+
+With the optional tokenizer installed (``pip install 'cerebras-paygo[tokenizer]'``), the prompt of a
+model whose vocabulary it ships (gpt-oss: o200k_harmony) is counted as a real server counts it: the
+chat template rendered (``cerebras_paygo._context.templates``) and encoded token for token; its
+pieces are then the token ids. ``CEREBRAS_PAYGO_TOKENIZER=off`` turns that off.
 """
 
 from __future__ import annotations
@@ -123,6 +128,32 @@ def _messages(messages: Any) -> Iterable[Mapping[str, Any]]:
     if isinstance(messages, list):
         return [m for m in messages if isinstance(m, Mapping)]
     return []
+
+
+def _vocabulary_pieces(body: Mapping[str, Any]) -> list[str] | None:
+    """The prompt's token ids (as pieces) in the model's real vocabulary, or None when not installed."""
+    from cerebras_paygo._context import exact, templates  # the package's own counters and templates
+    from cerebras_paygo._wire import ChatCompletionRequest
+
+    family = templates.family_for(str(body.get("model", "")))
+    counter = exact.vocabulary_counter(family.vocabulary) if family.format in ("harmony", "chatml") else None
+    encoding = getattr(counter, "_encoding", None)
+    if encoding is None:
+        return None
+    try:
+        request = ChatCompletionRequest.model_validate(dict(body))
+    except Exception:  # a body the validation layer lets through but the client model does not take
+        return None
+    return [str(token) for token in encoding.encode_with_special(templates.render_prompt(request, family))]
+
+
+_prompt_pieces = prompt_pieces
+
+
+def prompt_pieces(body: Mapping[str, Any]) -> list[str]:  # type: ignore[no-redef]
+    """The prompt of a chat request as token pieces: the real vocabulary's token ids when installed."""
+    pieces = _vocabulary_pieces(body)
+    return pieces if pieces is not None else _prompt_pieces(body)
 
 
 def count_prompt(body: Mapping[str, Any]) -> int:

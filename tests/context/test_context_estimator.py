@@ -19,7 +19,7 @@ from cerebras_paygo._context import (
     heuristic_tokens,
     shared_estimator,
 )
-from cerebras_paygo._context.estimator import add_parts, subtract_parts
+from cerebras_paygo._context.calibration import add_parts, subtract_parts
 from cerebras_paygo._wire import ChatCompletionRequest, FunctionCall, Message, ToolCall
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, error_from_response
 
