@@ -99,7 +99,7 @@ def bench_sync(pairs: int) -> list[int]:
     def step() -> None:
         r = limiter.acquire(SCOPE, ROOMY, 9_000)
         limiter.settle(r, 1_234)
-        limiter.sync(SCOPE, ROOMY, snapshot)
+        limiter.apply_headers(SCOPE, ROOMY, snapshot)
 
     return _pairs(step, pairs, pairs // 10)
 

@@ -94,6 +94,8 @@ class Scenario:
     blurb: str
     time_cap: float
     """Seconds per contender before its unfinished requests are cancelled."""
+    outage_s: float = 0.0
+    """A 402 window at the start: paygo balances count as zero for this many seconds."""
 
 
 SCENARIOS = {
@@ -118,7 +120,19 @@ SCENARIOS = {
         time_cap=90.0,
     ),
 }
+SCENARIOS["outage"] = Scenario(
+    "outage",
+    requests=100,
+    concurrency=25,
+    tpm=10_000_000,
+    max_tokens=32,
+    completion_tokens=20,
+    blurb="no quota binds; for the first 4 s every request gets 402 Payment Required (no credit), then credit is back",
+    time_cap=60.0,
+    outage_s=4.0,
+)
 QUICK = {
+    "outage": {"requests": 50, "concurrency": 20, "time_cap": 30.0},
     "full-use": {"requests": 80, "concurrency": 20, "tpm": 3_000, "time_cap": 30.0},
     "reserve-heavy": {"requests": 300, "concurrency": 20, "tpm": 20_000, "time_cap": 30.0},
 }
@@ -128,6 +142,11 @@ CONTENDERS = {
     2: "cerebras-paygo, quota learned from headers",
     3: "openai AsyncOpenAI defaults (max_retries=2)",
     4: "openai + LangChain InMemoryRateLimiter",
+    5: "ChatCerebras (ours, LangChain) ainvoke, quota learned",
+    6: "langchain-cerebras ChatCerebras defaults",
+    7: "langchain-cerebras + rate_limiter=InMemoryRateLimiter",
+    8: "Cerebras (ours, LlamaIndex) achat, quota learned",
+    9: "llama-index-llms-cerebras Cerebras defaults",
 }
 
 
@@ -147,7 +166,10 @@ def paygo_request(i: int, max_tokens: int) -> ChatCompletionRequest:
 
 def emulator_config(sc: Scenario, *, quota: bool = True) -> EmulatorConfig:
     limits = {LIMIT_SCOPE: {"tokens_per_minute": sc.tpm}} if quota else {}
-    return EmulatorConfig().updated(limits=limits, default_completion_tokens=sc.completion_tokens)
+    config = EmulatorConfig().updated(limits=limits, default_completion_tokens=sc.completion_tokens)
+    if sc.outage_s and quota:
+        config = config.updated(faults={"payment_required_s": sc.outage_s})
+    return config
 
 
 def reset_process_state() -> None:
@@ -168,6 +190,8 @@ class Result:
     capped: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: Seconds from the start at which each call succeeded (for the plot).
+    done_at: list[float] = field(default_factory=list)
 
     @property
     def rate_limited(self) -> int:
@@ -203,6 +227,7 @@ async def drive(call: Callable[[int], Awaitable[None]], sc: Scenario, result: Re
                 result.errors[type(exc).__name__] += 1
             else:
                 result.ok += 1
+                result.done_at.append(time.perf_counter() - start)
 
     start = time.perf_counter()
     tasks = [asyncio.create_task(one(i)) for i in range(sc.requests)]
@@ -232,6 +257,8 @@ async def contender_call(
             await client.achat(paygo_request(i, sc.max_tokens))
 
         return paygo, client.aclose
+    if number in (5, 6, 7, 8, 9):
+        return framework_call(number, server, sc, result)
     oai = openai.AsyncOpenAI(base_url=server.base_url, api_key=server.api_key)
     if number == 3:
 
@@ -249,6 +276,70 @@ async def contender_call(
         await oai.chat.completions.create(**body(i, sc.max_tokens))
 
     return limited, oai.close
+
+
+def _rate_limiter(sc: Scenario, result: Result) -> InMemoryRateLimiter:
+    reservation = average_reservation(sc)
+    rps = sc.tpm / 60 / reservation
+    result.note = f"{rps:.3g} req/s (reservation {reservation:.0f} tokens)"
+    return InMemoryRateLimiter(requests_per_second=rps, max_bucket_size=max(1.0, sc.tpm / reservation))
+
+
+def framework_call(
+    number: int, server: EmulatorServer, sc: Scenario, result: Result
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """Contenders 5-9: the frameworks' integrations, ours and the official ones, as users build them."""
+    import warnings
+
+    async def nothing() -> None:
+        return None
+
+    if number == 5:
+        from langchain_cerebras_paygo import ChatCerebras
+
+        ours = ChatCerebras(model=MODEL, api_key=server.api_key, base_url=server.base_url, max_tokens=sc.max_tokens)
+
+        async def lc_ours(i: int) -> None:
+            await ours.ainvoke(prompt(i))
+
+        return lc_ours, ours.aclose
+    if number in (6, 7):
+        from langchain_cerebras import ChatCerebras as Official
+
+        limiter = _rate_limiter(sc, result) if number == 7 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            official = Official(
+                model=MODEL,
+                api_key=server.api_key,
+                base_url=server.base_url,
+                max_tokens=sc.max_tokens,
+                rate_limiter=limiter,
+            )
+
+        async def lc_official(i: int) -> None:
+            await official.ainvoke(prompt(i))
+
+        return lc_official, nothing
+    from llama_index.core.llms import ChatMessage
+
+    if number == 8:
+        from llama_index_cerebras import Cerebras
+
+        li = Cerebras(model=MODEL, api_key=server.api_key, base_url=server.base_url, max_tokens=sc.max_tokens)
+
+        async def li_ours(i: int) -> None:
+            await li.achat([ChatMessage(role="user", content=prompt(i))])
+
+        return li_ours, li.aclose
+    from llama_index.llms.cerebras import Cerebras as OfficialLLM
+
+    li_official = OfficialLLM(model=MODEL, api_key=server.api_key, api_base=server.base_url, max_tokens=sc.max_tokens)
+
+    async def li_off(i: int) -> None:
+        await li_official.achat([ChatMessage(role="user", content=prompt(i))])
+
+    return li_off, nothing
 
 
 def run_contender(number: int, sc: Scenario) -> Result:
@@ -297,6 +388,8 @@ def _ratio(r: Result, sc: Scenario, floor_s: float) -> str:
 
 
 def table(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
+    if sc.outage_s:
+        return outage_table(results, sc)
     lines = [
         "| contender | ok | lost | 429s (server) | HTTP requests | tokens used | wall (s) | ideal (s) | wall/ideal |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -311,7 +404,28 @@ def table(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
     return lines
 
 
+def outage_table(results: list[Result], sc: Scenario) -> list[str]:
+    lines = [
+        "| contender | succeeded | failed | 402s (server) | HTTP requests | wall (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        lost = f"{r.failed}" + (f" (+{r.unfinished} unfinished at cap)" if r.unfinished else "")
+        lines.append(
+            f"| {r.contender}. {CONTENDERS[r.contender]} | {r.ok} | {lost} | {paid} | {r.http_requests} "
+            f"| {r.wall_s:.1f}{' (cap)' if r.capped else ''} |"
+        )
+    return lines
+
+
 def targets(r: Result, sc: Scenario, floor_s: float) -> list[tuple[str, bool, str]]:
+    if sc.outage_s:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        return [
+            ("every request succeeds", r.ok == sc.requests, f"{r.ok}/{sc.requests} succeeded"),
+            ("402s a handful, not one per caller", paid <= 10, f"{paid} 402s sent"),
+        ]
     ratio = r.wall_s / r.ideal_s(sc.tpm, floor_s)
     return [
         ("zero 429s", r.rate_limited == 0, f"{r.rate_limited} 429s"),
@@ -333,7 +447,7 @@ def notes(results: list[Result], sc: Scenario, floor_s: float) -> list[str]:
     for r in results:
         bits = []
         gap = admission_gap_s(r, sc)
-        if r.contender in (1, 2) and not r.capped and gap > 0.01 * r.ideal_s(sc.tpm, floor_s):
+        if not sc.outage_s and r.contender in (1, 2) and not r.capped and gap > 0.01 * r.ideal_s(sc.tpm, floor_s):
             bits.append(
                 f"not in the ideal: the server admits only when a whole reservation "
                 f"({average_reservation(sc):.0f} tokens) is in the bucket, while a request uses "
@@ -420,6 +534,34 @@ def reading(results: list[Result], sc: Scenario, floor_s: float) -> str:
     return " ".join(parts)
 
 
+def plot(results: list[Result], sc: Scenario, path: Path) -> None:
+    """Tokens the server counted (cumulative, by the time each call succeeded) against what the quota
+    allows by then (a full bucket of T, then T/60 a second): ours follows the envelope."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    horizon = max((r.wall_s for r in results), default=1.0)
+    xs = [i * horizon / 200 for i in range(201)]
+    ax.plot(xs, [sc.tpm + sc.tpm / 60 * x for x in xs], "k--", linewidth=1.5, label="quota allows (T + T/60 per s)")
+    for r in results:
+        if not r.done_at:
+            continue
+        per_call = r.tokens_used / max(1, r.ok)
+        times = sorted(r.done_at)
+        ax.step(times, [per_call * (i + 1) for i in range(len(times))], where="post", label=CONTENDERS[r.contender])
+    ax.set_xlabel("seconds since the batch started")
+    ax.set_ylabel("tokens used (cumulative, server count)")
+    ax.set_title(f"{sc.requests} requests at concurrency {sc.concurrency}, T = {sc.tpm:,} tokens/minute")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def machine() -> str:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -449,8 +591,19 @@ def render_scenario(sc: Scenario, results: list[Result], floor_s: float, command
     extra = notes(results, sc, floor_s)
     if extra:
         lines += [*extra, ""]
-    lines += [reading(results, sc, floor_s), f"<!-- /quota:{sc.name} -->"]
+    lines += [outage_reading(results) if sc.outage_s else reading(results, sc, floor_s), f"<!-- /quota:{sc.name} -->"]
     return "\n".join(lines)
+
+
+def outage_reading(results: list[Result]) -> str:
+    parts = []
+    for r in results:
+        paid = int((r.stats.get("statuses") or {}).get("402", 0))
+        parts.append(f"{r.contender}: {r.ok}/{r.requests} succeeded with {paid} 402s sent")
+    return (
+        "During a 402 outage cerebras-paygo waits for credit with one probe at a time (PaymentPolicy, "
+        "default max_wait 60 s), so the batch rides it out; the others fail their callers. " + "; ".join(parts) + "."
+    )
 
 
 HEADER = f"""{BEGIN}
@@ -495,7 +648,7 @@ def update_benchmarks_md(blocks: dict[str, str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scenario", choices=[*SCENARIOS, "both"], default="full-use")
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "both", "all"], default="full-use")
     parser.add_argument("--requests", type=int, help="N (default: 200; reserve-heavy 1,500)")
     parser.add_argument("--concurrency", type=int, help="C (default: 50)")
     parser.add_argument("--tpm", type=int, help="T, tokens per minute (default: 6,000; reserve-heavy 60,000)")
@@ -506,11 +659,14 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds per contender before the rest is cancelled (150; reserve-heavy 90; quick 30)",
     )
-    parser.add_argument("--contenders", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    parser.add_argument(
+        "--contenders", default="1,2,3,4,5,6,7,8,9", help=f"comma-separated subset of {sorted(CONTENDERS)}"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--plot", type=Path, help="write a PNG of tokens used against the quota (full-use run)")
     args = parser.parse_args(argv)
-    names = list(SCENARIOS) if args.scenario == "both" else [args.scenario]
+    names = {"both": ["full-use", "reserve-heavy"], "all": list(SCENARIOS)}.get(args.scenario, [args.scenario])
     numbers = sorted({int(x) for x in args.contenders.split(",") if x.strip()})
     if not numbers or any(n not in CONTENDERS for n in numbers):
         parser.error(f"--contenders takes numbers among {sorted(CONTENDERS)}")
@@ -538,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
             r = run_contender(number, sc)
             results.append(r)
             print(f"{r.ok} ok, {r.failed} lost, {r.rate_limited} 429s, {r.wall_s:.1f} s", flush=True)
+        if args.plot is not None and not sc.outage_s:
+            plot(results, sc, args.plot)
+            print(f"wrote {args.plot}")
         block = render_scenario(sc, results, floor_s, command, when)
         blocks[name] = block
         print()

@@ -7,11 +7,15 @@ a pickle or a ``close`` means the same thing in both frameworks.
 
 from __future__ import annotations
 
-import os
+import pickle
 import threading
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from cerebras_paygo._catalog import Tier
+from cerebras_paygo._options import ClientOptions, configuration_error
+from cerebras_paygo._settings import env_tier
 
 if TYPE_CHECKING:
     from pydantic import BaseModel as _Model
@@ -32,7 +36,10 @@ class ClientOwner(_Model):
 
     The model declares the fields ``client`` (a ``CerebrasClient`` to share, or ``None``),
     ``tier`` and ``payment_policy``, the private attribute
-    ``_client: CerebrasClient | None = PrivateAttr(default=None)``, and ``_build_client()``.
+    ``_client: CerebrasClient | None = PrivateAttr(default=None)``, and ``_client_options()``
+    (its fields as the core's ``ClientOptions``, under the framework's names).
+
+    * Bad arguments raise ``ConfigurationError`` (a ``ValueError``), never pydantic's wrapper.
 
     * ``cerebras_client`` is ``client`` when given, else one built lazily from the fields (once,
       under a lock) and kept, unless it has no key: its call raises ``MissingAPIKeyError`` and the
@@ -40,8 +47,9 @@ class ClientOwner(_Model):
     * A copy (``model_copy``, ``copy.copy``, ``copy.deepcopy``) builds its own client, because its
       fields may differ. A deep copy shares ``client``, ``payment_policy`` (its hook may be a bound
       method: copying it would copy the object it reports to) and what ``_shared_on_copy`` adds.
-    * A pickle leaves the built client out; ``close``/``aclose`` close the built client only (a
-      shared ``client`` belongs to whoever made it).
+    * A pickle leaves the built client and the key out (the key is read from ``CEREBRAS_API_KEY``
+      again after unpickling; an instance with a fallback key refuses to be pickled).
+    * ``close``/``aclose`` close the built client only (a shared ``client`` belongs to whoever made it).
     """
 
     if TYPE_CHECKING:
@@ -50,9 +58,21 @@ class ClientOwner(_Model):
         payment_policy: PaymentPolicy | None
         _client: CerebrasClient | None
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # One typed error (a ValueError too) rather than pydantic's wrapper, in both frameworks.
+            raise configuration_error(exc, type(self).__name__) from None
+
+    def _client_options(self) -> ClientOptions:
+        """The core client's options from this instance's fields (validated)."""
+        raise NotImplementedError
+
     def _build_client(self) -> CerebrasClient:
         """The core client for this instance's fields."""
-        raise NotImplementedError
+        client: CerebrasClient = self._client_options().build()
+        return client
 
     def _shared_on_copy(self) -> tuple[object, ...]:
         """What a deep copy shares rather than copies (a subclass adds its connection objects)."""
@@ -82,7 +102,7 @@ class ClientOwner(_Model):
         """The tier calls run on: the shared client's, else ``tier``, ``CEREBRAS_TIER``, paygo."""
         if self.client is not None:
             return self.client.settings.tier
-        tier = (self.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
+        tier = (self.tier or env_tier()).lower()
         return "free" if tier == "free" else "paygo"
 
     def __copy__(self) -> Self:
@@ -100,10 +120,21 @@ class ClientOwner(_Model):
         return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
+        """A pickle holds no secret: the key is left out (the unpickled instance reads
+        ``CEREBRAS_API_KEY`` at its first call), and an instance with a fallback key refuses."""
+        policy = self.payment_policy
+        if policy is not None and policy.fallback_api_key is not None:
+            raise pickle.PicklingError(
+                f"{type(self).__name__} with a PaymentPolicy(fallback_api_key=...) cannot be pickled: the pickle "
+                "would carry the key; build the instance in the worker process instead"
+            )
         state = super().__getstate__()
         private = state.get("__pydantic_private__")
         if private:
             state["__pydantic_private__"] = {**private, "_client": None}
+        fields = state.get("__dict__")
+        if isinstance(fields, dict) and fields.get("api_key") is not None:
+            state["__dict__"] = {**fields, "api_key": None}
         return state
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import NoReturn
 
 from cerebras_paygo._catalog import Prices
 from cerebras_paygo._wire import Usage
@@ -249,27 +250,50 @@ class BudgetGuard:
                 ``max_spend_usd``; nothing is booked then.
             ConfigurationError: ``worst_case_usd`` is negative or not a number.
         """
+        token = self.hold(worst_case_usd)
+        if token is None:
+            self.refuse(worst_case_usd)
+        assert token is not None
+        return token
+
+    def hold(self, worst_case_usd: float) -> BudgetToken | None:
+        """Like :meth:`reserve`, but ``None`` (nothing booked) when only the worst cases of requests
+        in flight stand in the way: once they settle at what they really cost, there may be room.
+
+        Raises:
+            BudgetExceededError: even with nothing in flight, ``worst_case_usd`` would cross the budget.
+            ConfigurationError: ``worst_case_usd`` is negative or not a number.
+        """
         if isinstance(worst_case_usd, bool) or not isinstance(worst_case_usd, (int, float)):
             raise ConfigurationError(f"worst_case_usd must be a number, not {worst_case_usd!r}")
         if not math.isfinite(worst_case_usd) or worst_case_usd < 0:
             raise ConfigurationError(f"worst_case_usd must be a non-negative number, not {worst_case_usd!r}")
         limit = self.budget.max_spend_usd
         with self._lock:
-            committed = self._spent + self.in_flight_usd
-            if limit is not None and committed + worst_case_usd > limit + _EPSILON:
-                spent, in_flight = self._spent, self.in_flight_usd
-            else:
+            in_flight = self.in_flight_usd
+            if limit is None or self._spent + in_flight + worst_case_usd <= limit + _EPSILON:
                 token = BudgetToken(next(self._ids), float(worst_case_usd))
                 self._in_flight[token.id] = token.worst_case_usd
                 self._in_flight_usd += token.worst_case_usd
                 return token
+            if in_flight > 0 and self._spent + worst_case_usd <= limit + _EPSILON:
+                return None
+        self.refuse(worst_case_usd)
+        return None  # pragma: no cover - refuse raises
+
+    def refuse(self, worst_case_usd: float) -> NoReturn:
+        """Raise the ``BudgetExceededError`` for a request of ``worst_case_usd`` (nothing is booked)."""
+        limit = self.budget.max_spend_usd
+        with self._lock:
+            spent, in_flight = self._spent, self.in_flight_usd
+        budget = limit if limit is not None else 0.0
         raise BudgetExceededError(
             f"this request could cost up to ${worst_case_usd:.6f}; ${spent:.6f} spent and ${in_flight:.6f} in flight "
-            f"leave ${max(limit - spent - in_flight, 0.0):.6f} of max_spend_usd=${limit:g}; nothing was sent "
+            f"leave ${max(budget - spent - in_flight, 0.0):.6f} of max_spend_usd=${budget:g}; nothing was sent "
             "(lower max_completion_tokens, or raise max_spend_usd)",
             spent_usd=spent + in_flight,
             request_usd=float(worst_case_usd),
-            budget_usd=limit,
+            budget_usd=budget,
         )
 
     def settle(self, token: BudgetToken, actual_usd: float) -> None:

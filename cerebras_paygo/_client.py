@@ -1,45 +1,39 @@
 """``CerebrasClient``: the one orchestrator both adapters call, sync and async, call and stream.
 
-One call: resolve the model (catalog), plan the context (estimate, cap, trim or shrink, default
-``max_completion_tokens``), pass the payment circuit, reserve on the shared limiter, check the
-budget, send, then settle (real usage back to the limiter, headers synced, spend recorded, the
-estimator calibrated) or recover (429 pause, 402 circuit, backoff, typed error).
+The client holds configuration, the connection pools and the routes (key, limiter scope, limits,
+payment circuit) of each model; one call is a ``_flow.CallFlow`` over a frozen ``CallConfig``,
+performed by the sync or async shell (``_sync/drive.py``, ``_async/drive.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+import time
+from collections.abc import Mapping
 
 import httpx
 from pydantic import SecretStr
 
-from cerebras_paygo._async.calls import achat, astream
+from cerebras_paygo._async.drive import AsyncChatStream, arun
 from cerebras_paygo._async.transport import AsyncTransport
 from cerebras_paygo._billing import Budget, BudgetGuard, SpendMeter, shared_spend_meter
-from cerebras_paygo._call import Attempt, CallInfo, Route
 from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
 from cerebras_paygo._context import ContextOverflow, TokenEstimator, shared_estimator
+from cerebras_paygo._flow import CallConfig, CallFlow, CallInfo
 from cerebras_paygo._payment import PaymentPolicy, payment_circuit
 from cerebras_paygo._ratelimit import Limiter, RateLimits, Scope, shared_limiter
 from cerebras_paygo._retry import RetryPolicy
 from cerebras_paygo._settings import Settings
-from cerebras_paygo._sync.calls import chat as sync_chat
-from cerebras_paygo._sync.calls import stream as sync_stream
+from cerebras_paygo._steps import Route
+from cerebras_paygo._sync.drive import ChatStream, run
 from cerebras_paygo._sync.transport import Transport
-from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelList
-from cerebras_paygo.errors import CerebrasError, ConfigurationError
+from cerebras_paygo._wire import ChatCompletion, ChatCompletionRequest, ModelList
+from cerebras_paygo.errors import ConfigurationError
 
-__all__ = ["CallInfo", "CerebrasClient", "ChatResult"]
+__all__ = ["AsyncChatStream", "CallInfo", "CerebrasClient", "ChatResult", "ChatStream"]
 
 _CONTEXT_OVERFLOWS = ("raise", "trim_history", "shrink_completion")
-
-
-class _NoLoop:
-    """Stands for "no asyncio loop" as a weak-referenceable dictionary key."""
 
 
 class ChatResult:
@@ -50,6 +44,11 @@ class ChatResult:
     def __init__(self, completion: ChatCompletion, info: CallInfo) -> None:
         self.completion = completion
         self.info = info
+
+    @classmethod
+    def of(cls, flow: CallFlow) -> ChatResult:
+        assert flow.completion is not None and flow.info is not None
+        return cls(flow.completion, flow.info)
 
     def __repr__(self) -> str:
         return f"ChatResult(model={self.info.model!r}, cost_usd={self.info.cost_usd:.6f})"
@@ -137,11 +136,10 @@ class CerebrasClient:
         self._lock = threading.Lock()
         self._sync_transports: dict[str, Transport] = {}
         # An httpx.AsyncClient's connections belong to the event loop that opened them, so each
-        # loop gets its own pool (a process may run asyncio.run() many times).
-        self._async_transports: weakref.WeakKeyDictionary[object, dict[str, AsyncTransport]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._no_loop = _NoLoop()
+        # loop gets its own pool (a process may run asyncio.run() many times). Pools of loops that
+        # have closed are dropped on the next lookup: their connections can never be used again.
+        self._async_transports: dict[object, dict[str, AsyncTransport]] = {}
+        self._routes: dict[str, tuple[Route, Route | None]] = {}
         self._fallback_settings: Settings | None = None
         fallback_key = self.payment_policy.fallback_api_key
         if fallback_key is not None:
@@ -166,24 +164,35 @@ class CerebrasClient:
             fallback=fallback,
         )
 
-    def primary_route(self, spec: ModelSpec) -> Route:
-        self.settings.require_key()
-        return self._route(self.settings, spec, fallback=False)
+    def routes(self, spec: ModelSpec) -> tuple[Route, Route | None]:
+        """The primary key's route and the fallback key's (built once per model)."""
+        routes = self._routes.get(spec.id)
+        if routes is None:
+            self.settings.require_key()
+            fallback = None
+            if self._fallback_settings is not None:
+                fallback = self._route(self._fallback_settings, spec, fallback=True)
+            routes = self._routes[spec.id] = (self._route(self.settings, spec, fallback=False), fallback)
+        return routes
 
-    def fallback_route(self, spec: ModelSpec) -> Route | None:
-        if self._fallback_settings is None:
-            return None
-        return self._route(self._fallback_settings, spec, fallback=True)
-
-    def payment_hook_info(self, attempt: Attempt, error: CerebrasError) -> dict[str, Any]:
-        """What the ``on_payment_required`` hook receives (no key, only its fingerprint)."""
-        return {
-            "key_fingerprint": attempt.route.scope.key_fingerprint,
-            "model": attempt.route.scope.model,
-            "base_url": attempt.route.settings.base_url,
-            "message": error.message,
-            "request_id": error.request_id,
-        }
+    def _flow(self, request: ChatCompletionRequest, *, stream: bool) -> CallFlow:
+        spec = self.spec(request.model)
+        primary, fallback = self.routes(spec)
+        config = CallConfig(
+            spec=spec,
+            primary=primary,
+            fallback=fallback,
+            retry=self.retry_policy,
+            payment=self.payment_policy,
+            overflow=self.context_overflow,
+            window=self.context_window,
+            estimator=self.estimator,
+            limiter=self.limiter,
+            meter=self.spend_meter,
+            budget=self.budget_guard,
+            clock=time.monotonic,
+        )
+        return CallFlow(config, request, stream=stream)
 
     # -- transports (one connection pool per client, shared by the primary and fallback keys) --
 
@@ -204,9 +213,13 @@ class CerebrasClient:
         try:
             loop: object = asyncio.get_running_loop()
         except RuntimeError:  # another async library (trio): one pool
-            loop = self._no_loop
+            loop = None
         transports = self._async_transports.get(loop)
         if transports is None:
+            # A new loop: forget the pools of loops that have closed (they keep their loop alive).
+            for old in [key for key in self._async_transports if isinstance(key, asyncio.AbstractEventLoop)]:
+                if old.is_closed():
+                    del self._async_transports[old]
             transports = self._async_transports[loop] = {}
         return transports
 
@@ -227,20 +240,22 @@ class CerebrasClient:
     # -- calls ------------------------------------------------------------------------------
 
     def chat(self, request: ChatCompletionRequest) -> ChatResult:
-        completion, info = sync_chat(self, request)
-        return ChatResult(completion, info)
+        flow = self._flow(request, stream=False)
+        run(flow, self.transport_for)
+        return ChatResult.of(flow)
 
     async def achat(self, request: ChatCompletionRequest) -> ChatResult:
-        completion, info = await achat(self, request)
-        return ChatResult(completion, info)
+        flow = self._flow(request, stream=False)
+        await arun(flow, self.async_transport_for)
+        return ChatResult.of(flow)
 
-    def stream(self, request: ChatCompletionRequest) -> Iterator[ChatCompletionChunk | CallInfo]:
-        """Chunks as they arrive, then one ``CallInfo`` as the last item."""
-        return sync_stream(self, request)
+    def stream(self, request: ChatCompletionRequest) -> ChatStream:
+        """The call's chunks as they arrive (iterate it); then ``.info``. Close it if you stop early."""
+        return ChatStream(self._flow(request, stream=True), self.transport_for)
 
-    def astream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk | CallInfo]:
-        """Chunks as they arrive, then one ``CallInfo`` as the last item."""
-        return astream(self, request)
+    def astream(self, request: ChatCompletionRequest) -> AsyncChatStream:
+        """The call's chunks as they arrive (``async for``); then ``.info``. Close it if you stop early."""
+        return AsyncChatStream(self._flow(request, stream=True), self.async_transport_for)
 
     def list_models(self) -> ModelList:
         transport = self.transport_for(self._route(self.settings, self.catalog.unknown_spec("-"), fallback=False))

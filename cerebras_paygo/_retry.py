@@ -12,27 +12,27 @@ gateway sleeps (or pauses the limiter), never this module.
 
 The rules, in order:
 
-1. An error after content reached the caller (``delivered=True``, or any
-   :class:`~cerebras_paygo.errors.StreamInterruptedError`) is raised: the caller saw tokens, a
-   retry would repeat them.
-2. 402 goes to the payment circuit (``"payment"``), whatever the headers say.
-3. ``x-should-retry: false`` raises; ``x-should-retry: true`` makes any status error retryable
-   with backoff (as the OpenAI and Cerebras SDKs do).
+1. An error after content reached the caller (``delivered=True``, any
+   :class:`~cerebras_paygo.errors.StreamInterruptedError`, a ``MalformedResponseError`` with
+   ``delivered_chunks``) is raised: the caller saw tokens, a retry would repeat them. Local
+   refusals (``LocalRateLimitError``, ``LocalPaymentRequiredError``) are final and raised.
+2. A server 402 goes to the payment circuit (``"payment"``), whatever the headers say.
+3. ``x-should-retry: false`` (``error.meta.should_retry``) raises; ``x-should-retry: true`` makes
+   any status error retryable with backoff (as the OpenAI and Cerebras SDKs do).
 4. 429 is waited out (``"rate_limited"``): the delay is ``retry_after`` (``retry-after-ms`` /
    ``retry-after``), else the ``x-ratelimit-reset-*`` header of the quota that tripped, else a
    backoff. It is bounded by ``deadline``, not by ``max_retries``; without a deadline at most
    ``max(max_retries, 6)`` waits of at most 120 s each are made.
-5. 408, 409, 5xx, connection errors and timeouts before the first byte back off
-   (``"backoff"``) with full jitter, ``uniform(0, min(backoff_max, backoff_base * 2**attempt))``,
-   or the server's Retry-After; at most ``max_retries`` times and never past ``deadline``.
-6. Everything else (400, 401, 403, 404, 422, context window, configuration, budget, request too
-   large, unknown errors) is raised at once.
+5. 408, 409, 5xx, malformed 2xx/3xx answers, connection errors and timeouts before the first
+   byte back off (``"backoff"``) with full jitter,
+   ``uniform(0, min(backoff_max, backoff_base * 2**attempt))``, or the server's Retry-After; at
+   most ``max_retries`` times and never past ``deadline``.
+6. Everything else (400, 401, 403, 404, 422, context window, retired model, configuration, budget,
+   request too large, unknown errors) is raised at once.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import math
 import re
 import time
@@ -40,12 +40,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from cerebras_paygo._wire import MAX_RETRY_AFTER, parse_retry_after_value
 from cerebras_paygo.errors import (
     APIConnectionError,
+    APIPaymentRequiredError,
+    APIRateLimitError,
     APIStatusError,
     ConfigurationError,
-    PaymentRequiredError,
-    RateLimitError,
+    LocalPaymentRequiredError,
+    LocalRateLimitError,
+    MalformedResponseError,
     StreamInterruptedError,
 )
 
@@ -62,9 +66,8 @@ __all__ = [
 
 RetryKind = Literal["raise", "backoff", "rate_limited", "payment"]
 
-#: Retry-After values above this many seconds are ignored (as openai-python does), and without a
-#: deadline no single rate-limit wait is longer than this.
-MAX_RETRY_AFTER = 120.0
+# MAX_RETRY_AFTER (120 s): Retry-After values above it are ignored (as openai-python does), and
+# without a deadline no single rate-limit wait is longer than it.
 #: Without a deadline, a call waits out at least this many 429s (``max(max_retries, 6)``).
 MIN_RATE_LIMIT_WAITS = 6
 #: Added to an ``x-ratelimit-reset-*`` delay so the retry lands after the server's reset, not on it.
@@ -141,87 +144,28 @@ class RetryAction:
     reason: str = ""
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == lowered:
-            return candidate
-    return None
-
-
-def _header_float(headers: Mapping[str, str] | None, name: str) -> float | None:
-    raw = _header(headers, name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
     """Seconds the server asks us to wait, or ``None``.
 
     Reads ``retry-after-ms`` (milliseconds), then ``retry-after`` as seconds or as an HTTP-date
     (relative to ``now``, a wall-clock ``time.time()`` reading, read here when not given). Only
     values with ``0 < x <= 120`` are honoured, as openai-python does; anything else is ``None``.
+    The transport already did this once per response (``ResponseMeta.retry_after``); this is for
+    header mappings from elsewhere.
     """
     if not headers:
         return None
-    value: float | None = None
-    ms = _header_float(headers, "retry-after-ms")
-    if ms is not None:
-        value = ms / 1000.0
-    else:
-        raw = _header(headers, "retry-after")
-        if raw is not None:
-            raw = raw.strip()
-            try:
-                value = float(raw)
-            except ValueError:
-                value = _http_date_delay(raw, now)
-    if value is None or not math.isfinite(value) or not 0 < value <= MAX_RETRY_AFTER:
-        return None
-    return value
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    return parse_retry_after_value(
+        lowered.get("retry-after-ms"), lowered.get("retry-after"), wall=time.time() if now is None else now
+    )
 
 
-def _http_date_delay(raw: str, now: float | None) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:  # pragma: no cover - older Pythons returned None instead of raising
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC with no zone information
-        when = when.replace(tzinfo=dt.timezone.utc)
-    wall = time.time() if now is None else now
-    return when.timestamp() - wall
-
-
-def _should_retry_header(error: BaseException) -> bool | None:
-    if not isinstance(error, APIStatusError):
-        return None
-    raw = _header(error.headers, "x-should-retry")
-    if raw is None:
-        return None
-    raw = raw.strip().lower()
-    if raw == "true":
-        return True
-    if raw == "false":
-        return False
-    return None
-
-
-def _reset_delay(error: RateLimitError) -> tuple[float, str] | None:
+def _reset_delay(error: APIRateLimitError) -> tuple[float, str] | None:
     """The ``x-ratelimit-reset-*`` delay of the quota that tripped, with the header's name."""
     if error.quota == "queue":
         return None  # capacity, not a quota: the reset headers say nothing about it
+    snapshot = error.meta.rate_limits
     kinds = (error.quota,) if error.quota in ("tokens", "requests") else ("tokens", "requests")
     match = _WINDOW_RE.search(error.message or "")
     hint = None if match is None else ("minute" if match.group(1).lower() == "second" else match.group(1).lower())
@@ -229,14 +173,15 @@ def _reset_delay(error: RateLimitError) -> tuple[float, str] | None:
     minute: list[tuple[float, str]] = []
     for kind in kinds:
         for window in (hint,) if hint else _WINDOWS:
-            name = f"x-ratelimit-reset-{kind}-{window}"
-            reset = _header_float(error.headers, name)
+            key = f"{kind}-{window}"
+            name = f"x-ratelimit-reset-{key}"
+            reset = snapshot.reset.get(key)
             if reset is None or reset <= 0:
                 continue
             if hint:
                 exhausted.append((reset, name))
                 continue
-            remaining = _header_float(error.headers, f"x-ratelimit-remaining-{kind}-{window}")
+            remaining = snapshot.remaining.get(key)
             if remaining is not None and remaining <= 0:
                 exhausted.append((reset, name))
             elif window == "minute":
@@ -255,14 +200,14 @@ def _over_deadline(policy: RetryPolicy, elapsed: float, delay: float) -> bool:
 
 
 def _rate_limited(
-    policy: RetryPolicy, error: RateLimitError, *, attempt: int, elapsed: float, rng: SupportsUniform
+    policy: RetryPolicy, error: APIRateLimitError, *, attempt: int, elapsed: float, rng: SupportsUniform
 ) -> RetryAction:
     what = f"429 ({error.quota} quota)" if error.quota else "429"
     if policy.deadline is None and attempt >= policy.max_rate_limit_waits:
         return RetryAction("raise", 0.0, f"{what}: gave up after {attempt + 1} rate-limited attempts (no deadline set)")
     retry_after = error.retry_after
     if retry_after is None or not 0 < retry_after <= MAX_RETRY_AFTER:
-        retry_after = parse_retry_after(error.headers)
+        retry_after = error.meta.retry_after
     if retry_after is not None:
         delay, source = retry_after, "retry-after"
     else:
@@ -287,7 +232,7 @@ def _backoff(
 ) -> RetryAction:
     if attempt >= policy.max_retries:
         return RetryAction("raise", 0.0, f"{what}: max_retries={policy.max_retries} used up")
-    retry_after = parse_retry_after(error.headers) if isinstance(error, APIStatusError) else None
+    retry_after = error.meta.retry_after if isinstance(error, APIStatusError) else None
     if retry_after is not None:
         delay, source = retry_after, "retry-after"
     else:
@@ -315,9 +260,10 @@ def next_action(
     Args:
         policy: The call's retry policy.
         error: The error of the failed attempt, as mapped by the transport. Budget, configuration,
-            request-too-large and local context errors return ``"raise"``. Do not pass the
-            ``RateLimitError`` that ``Limiter.acquire`` raises when its ``max_wait`` is exceeded:
-            that refusal is already final (raise it as it is).
+            request-too-large and every local refusal (``LocalRateLimitError`` from
+            ``Limiter.acquire``'s ``max_wait``, ``LocalPaymentRequiredError``, local context and
+            retired-model errors) return ``"raise"``: they are final. Headers are read from
+            ``error.meta`` only (parsed once by the transport).
         attempt: 0-based number of the attempt that failed, counting every earlier attempt of this
             call whatever its kind (so it is also the number of retries made so far). The backoff
             cap grows as ``backoff_base * 2**attempt``.
@@ -331,13 +277,20 @@ def next_action(
     name = type(error).__name__
     if delivered or isinstance(error, StreamInterruptedError):
         return RetryAction("raise", 0.0, f"{name} after content was delivered: not retried")
-    if isinstance(error, PaymentRequiredError):
+    if isinstance(error, MalformedResponseError) and error.delivered_chunks:
+        return RetryAction("raise", 0.0, f"{name} after content was delivered: not retried")
+    if isinstance(error, (LocalRateLimitError, LocalPaymentRequiredError)):
+        return RetryAction("raise", 0.0, f"{name}: a local refusal after waiting is final")
+    if isinstance(error, APIPaymentRequiredError):
         return RetryAction("payment", 0.0, "402 payment required: handing over to the payment circuit")
-    should_retry = _should_retry_header(error)
+    should_retry = error.meta.should_retry if isinstance(error, APIStatusError) else None
     if should_retry is False:
         return RetryAction("raise", 0.0, f"{name}: the server sent x-should-retry: false")
-    if isinstance(error, RateLimitError):
+    if isinstance(error, APIRateLimitError):
         return _rate_limited(policy, error, attempt=attempt, elapsed=elapsed, rng=rng)
+    if isinstance(error, MalformedResponseError):
+        what = f"{name} (HTTP {error.status_code})"
+        return _backoff(policy, error, attempt=attempt, elapsed=elapsed, rng=rng, what=what)
     if isinstance(error, APIStatusError):
         status = error.status_code or 0
         if should_retry or status >= 500 or status in _RETRYABLE_STATUS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "INTEGRATION_HEADER",
     "Settings",
+    "env_api_key",
+    "env_base_url",
+    "env_tier",
     "key_fingerprint",
     "normalize_base_url",
 ]
@@ -32,10 +36,43 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 INTEGRATION_HEADER = "X-Cerebras-3rd-Party-Integration"
 
 
+#: The environment variables the package reads, all of them, and only here.
+ENV_API_KEY = "CEREBRAS_API_KEY"
+ENV_BASE_URLS = ("CEREBRAS_BASE_URL", "CEREBRAS_API_BASE")  # the second is langchain-cerebras' name
+ENV_TIER = "CEREBRAS_TIER"
+
+
+def env_api_key() -> SecretStr | None:
+    """``CEREBRAS_API_KEY`` (never ``OPENAI_API_KEY``), or ``None`` when unset or empty."""
+    key = os.environ.get(ENV_API_KEY)
+    return SecretStr(key) if key else None
+
+
+def env_base_url() -> str | None:
+    """``CEREBRAS_BASE_URL``, else ``CEREBRAS_API_BASE``, else ``None``."""
+    for name in ENV_BASE_URLS:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def env_tier() -> Tier:
+    """``CEREBRAS_TIER`` (``paygo`` when unset; an unknown value raises ``ConfigurationError``)."""
+    value = (os.environ.get(ENV_TIER) or "paygo").strip().lower()
+    if value not in TIERS:
+        raise ConfigurationError(f"{ENV_TIER} must be one of {TIERS}, not {value!r}")
+    return "free" if value == "free" else "paygo"
+
+
 def key_fingerprint(api_key: SecretStr | str | None) -> str:
     """A short, non-reversible id of a key for limiter state, Redis keys and logs."""
     raw = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def _positive_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _is_loopback(host: str) -> bool:
@@ -109,11 +146,18 @@ class Settings(BaseModel):
         if value is None:
             return DEFAULT_TIMEOUT
         if isinstance(value, httpx.Timeout):
+            # httpx.Timeout(0) would fail every request with a misleading connection error; None
+            # (no limit) stays allowed.
+            for name, part in value.as_dict().items():
+                if part is not None and not _positive_seconds(part):
+                    raise ConfigurationError(
+                        f"timeout {name}={part!r} must be a positive, finite number of seconds (or None for none)"
+                    )
             return value
-        if isinstance(value, (int, float)):
-            if value <= 0:
-                raise ConfigurationError(f"timeout must be positive, not {value!r}")
+        if _positive_seconds(value):
             return httpx.Timeout(float(value), connect=min(5.0, float(value)))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigurationError(f"timeout must be a positive, finite number of seconds, not {value!r}")
         raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, not {value!r}")
 
     @field_serializer("timeout")
@@ -131,13 +175,13 @@ class Settings(BaseModel):
         **extra: Any,
     ) -> Settings:
         """Settings from arguments, falling back to ``CEREBRAS_API_KEY``/``_BASE_URL``/``_TIER``."""
-        key = api_key if api_key is not None else os.environ.get("CEREBRAS_API_KEY")
+        key = api_key if api_key is not None else env_api_key()
         if isinstance(key, str):
             key = SecretStr(key) if key else None
         return cls(
             api_key=key,
-            base_url=base_url or os.environ.get("CEREBRAS_BASE_URL") or DEFAULT_BASE_URL,
-            tier=tier or os.environ.get("CEREBRAS_TIER") or "paygo",
+            base_url=base_url or env_base_url() or DEFAULT_BASE_URL,
+            tier=tier or env_tier(),
             timeout=timeout,
             **extra,
         )

@@ -6,14 +6,18 @@ extra fields so ``extra_body`` options reach the server as given.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
@@ -29,10 +33,13 @@ __all__ = [
     "PromptTokensDetails",
     "RateLimitSnapshot",
     "ResponseMessage",
+    "ResponseMeta",
     "TimeInfo",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "header_number",
+    "parse_retry_after_value",
 ]
 
 
@@ -232,10 +239,38 @@ class ModelList(_Response):
     data: list[ModelInfo] = []
 
 
-# --- rate-limit headers ----------------------------------------------------------------------
+# --- response headers ------------------------------------------------------------------------
 
 _WINDOWS = ("minute", "hour", "day")
 _KINDS = ("requests", "tokens")
+
+#: Retry-After values above this many seconds are ignored (as openai-python does).
+MAX_RETRY_AFTER = 120.0
+
+#: ``x-ratelimit-<field>-<kind>-<window>`` -> (field, "<kind>-<window>"): one dict lookup per header.
+_RATE_HEADERS: dict[str, tuple[str, str]] = {
+    f"x-ratelimit-{what}-{kind}-{window}": (what, f"{kind}-{window}")
+    for what in ("limit", "remaining", "reset")
+    for kind in _KINDS
+    for window in _WINDOWS
+}
+
+
+def header_number(raw: str | None) -> float | None:
+    """A header's value as a finite, non-negative number, or ``None`` for anything we cannot use.
+
+    ``abc``, ``nan``, ``inf``, ``1e400`` (which ``float`` reads as infinity) and negatives are all
+    ignored rather than raised: one odd header must never fail a call.
+    """
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -245,7 +280,8 @@ class RateLimitSnapshot:
     Keys are ``"<kind>-<window>"`` (``"tokens-minute"``, ``"requests-day"``, ...); ``reset`` is in
     seconds from ``received_at`` (a ``time.monotonic()`` reading), ``received_wall`` the wall clock.
     Cerebras documents the four ``requests-day`` and ``tokens-minute`` series; any
-    ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}-{minute,hour,day}`` is accepted.
+    ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}-{minute,hour,day}`` is accepted. Only
+    finite, non-negative values are kept (``limit``/``remaining`` truncated to ints).
     """
 
     limit: Mapping[str, int] = field(default_factory=dict)
@@ -256,22 +292,8 @@ class RateLimitSnapshot:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], *, now: float | None = None) -> RateLimitSnapshot:
-        limit: dict[str, int] = {}
-        remaining: dict[str, int] = {}
-        reset: dict[str, float] = {}
-        for kind in _KINDS:
-            for window in _WINDOWS:
-                key = f"{kind}-{window}"
-                _put_number(limit, key, headers.get(f"x-ratelimit-limit-{key}"), int)
-                _put_number(remaining, key, headers.get(f"x-ratelimit-remaining-{key}"), int)
-                _put_number(reset, key, headers.get(f"x-ratelimit-reset-{key}"), float)
-        return cls(
-            limit=limit,
-            remaining=remaining,
-            reset=reset,
-            received_at=time.monotonic() if now is None else now,
-            received_wall=time.time(),
-        )
+        """The snapshot of a header mapping (any case). Prefer :attr:`ResponseMeta.rate_limits`."""
+        return ResponseMeta.from_headers(0, headers, now=now).rate_limits
 
     @property
     def empty(self) -> bool:
@@ -282,10 +304,141 @@ class RateLimitSnapshot:
         return {"limit": dict(self.limit), "remaining": dict(self.remaining), "reset": dict(self.reset)}
 
 
-def _put_number(target: dict[str, Any], key: str, raw: str | None, kind: type) -> None:
-    if raw is None:
-        return
+def _snapshot(headers: Mapping[str, str], received_at: float, received_wall: float) -> RateLimitSnapshot:
+    limit: dict[str, int] = {}
+    remaining: dict[str, int] = {}
+    reset: dict[str, float] = {}
+    for name, value in headers.items():
+        slot = _RATE_HEADERS.get(name)
+        if slot is None:
+            continue
+        number = header_number(value)
+        if number is None:
+            continue
+        what, key = slot
+        if what == "reset":
+            reset[key] = number
+        elif what == "limit":
+            limit[key] = int(number)
+        else:
+            remaining[key] = int(number)
+    return RateLimitSnapshot(limit, remaining, reset, received_at, received_wall)
+
+
+def parse_retry_after_value(ms: str | None, seconds: str | None, *, wall: float) -> float | None:
+    """``retry-after-ms`` (milliseconds) else ``retry-after`` (seconds or an HTTP-date, relative to
+    ``wall``, a ``time.time()`` reading); only ``0 < x <= 120`` is honoured, anything else is ``None``."""
+    value: float | None = None
+    delay_ms = header_number(ms)
+    if delay_ms is not None:
+        value = delay_ms / 1000.0
+    elif seconds is not None:
+        raw = seconds.strip()
+        try:
+            value = float(raw)
+        except (ValueError, OverflowError):
+            value = _http_date_delay(raw, wall)
+    if value is None or not math.isfinite(value) or not 0 < value <= MAX_RETRY_AFTER:
+        return None
+    return value
+
+
+def _http_date_delay(raw: str, wall: float) -> float | None:
     try:
-        target[key] = kind(float(raw)) if kind is int else kind(raw)
-    except ValueError:
-        return
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:  # pragma: no cover - older Pythons returned None instead of raising
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC with no zone information
+        when = when.replace(tzinfo=dt.timezone.utc)
+    try:
+        return when.timestamp() - wall
+    except (OverflowError, ValueError, OSError):  # pragma: no cover - dates far outside the epoch
+        return None
+
+
+def _should_retry(raw: str | None) -> bool | None:
+    if raw is None:
+        return None
+    text = raw.strip().lower()
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMeta:
+    """Everything the headers of one response said, parsed once at the transport edge.
+
+    ``headers`` holds the response headers with lowercase names (repeated headers joined with
+    ``", "``, as ``httpx.Headers.get`` does); never request headers, so never the API key.
+    ``retry_after`` is ``retry-after-ms`` / ``retry-after`` (seconds or HTTP-date) in seconds, kept
+    only when ``0 < x <= 120``; ``should_retry`` is ``x-should-retry`` (``None`` when absent or not
+    ``true``/``false``); ``received_at`` a ``time.monotonic()`` reading.
+    """
+
+    status_code: int
+    rate_limits: RateLimitSnapshot = field(default_factory=RateLimitSnapshot)
+    request_id: str | None = None
+    retry_after: float | None = None
+    should_retry: bool | None = None
+    received_at: float = 0.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_raw(
+        cls,
+        status_code: int,
+        raw: Iterable[tuple[bytes, bytes]],
+        *,
+        now: float | None = None,
+        wall: float | None = None,
+    ) -> ResponseMeta:
+        """Parse ``httpx.Response.headers.raw`` (name/value byte pairs) in one pass."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in raw:
+            # latin-1 never fails and is what httpx decodes header bytes with by default.
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            previous = headers.get(name)
+            headers[name] = value if previous is None else f"{previous}, {value}"
+        return cls._build(status_code, headers, now, wall)
+
+    @classmethod
+    def from_headers(
+        cls,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        now: float | None = None,
+        wall: float | None = None,
+    ) -> ResponseMeta:
+        """Parse a header mapping whose names may be in any case (tests, error events, callers)."""
+        lowered: dict[str, str] = {}
+        for name, value in (headers or {}).items():
+            key = str(name).lower()
+            previous = lowered.get(key)
+            lowered[key] = str(value) if previous is None else f"{previous}, {value}"
+        return cls._build(status_code, lowered, now, wall)
+
+    @classmethod
+    def _build(cls, status_code: int, headers: dict[str, str], now: float | None, wall: float | None) -> ResponseMeta:
+        received_at = time.monotonic() if now is None else now
+        received_wall = time.time() if wall is None else wall
+        get = headers.get
+        retry_after = None
+        ms, seconds = get("retry-after-ms"), get("retry-after")
+        if ms is not None or seconds is not None:
+            retry_after = parse_retry_after_value(ms, seconds, wall=received_wall)
+        return cls(
+            status_code=status_code,
+            rate_limits=_snapshot(headers, received_at, received_wall),
+            request_id=get("x-request-id") or get("cf-ray") or None,
+            retry_after=retry_after,
+            should_retry=_should_retry(get("x-should-retry")),
+            received_at=received_at,
+            headers=headers,
+        )

@@ -21,9 +21,9 @@ from typing import Any
 
 from cerebras_paygo import PaymentRequiredError
 from cerebras_paygo._billing import shared_spend_meter
-from cerebras_paygo._client import CallInfo, CerebrasClient
+from cerebras_paygo._client import CerebrasClient
 from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo._wire import ChatCompletionChunk, ChatCompletionRequest, Message
+from cerebras_paygo._wire import ChatCompletionRequest, Message
 
 MODEL = os.environ.get("CEREBRAS_MODEL", "gpt-oss-120b")
 HOOK_CALLS: list[dict[str, Any]] = []
@@ -94,15 +94,17 @@ async def async_calls(options: dict[str, Any]) -> None:
 
 
 def streaming(options: dict[str, Any]) -> None:
-    print("\n3. A stream: chunks as they arrive, then one CallInfo")
+    print("\n3. A stream: chunks as they arrive, then its CallInfo")
     print("   ", end="", flush=True)
-    with CerebrasClient(payment_policy=POLICY, **options) as client:
-        for item in client.stream(ask("Write one sentence about fast inference.")):
-            if isinstance(item, ChatCompletionChunk):
-                for choice in item.choices:
-                    print(choice.delta.content or "", end="", flush=True)
-            elif isinstance(item, CallInfo):
-                print(f"\n   (cost ${item.cost_usd:.7f}, {item.attempts} attempt(s), waited {item.waited_s:.2f} s)")
+    with (
+        CerebrasClient(payment_policy=POLICY, **options) as client,
+        client.stream(ask("One sentence on speed.")) as stream,
+    ):
+        for chunk in stream:
+            for choice in chunk.choices:
+                print(choice.delta.content or "", end="", flush=True)
+        info = stream.info
+        print(f"\n   (cost ${info.cost_usd:.7f}, {info.attempts} attempt(s), waited {info.waited_s:.2f} s)")
 
 
 def payment_policy(options: dict[str, Any], emulator: Any) -> None:

@@ -6,7 +6,7 @@ message, a completion or a stream chunk means the same thing on all four of them
 * ``messages_to_wire``: LangChain messages -> request ``Message``\\ s (reasoning goes back in the
   assistant's ``reasoning`` field, never ``reasoning_content``, which Cerebras rejects).
 * ``completion_to_result``: a ``ChatCompletion`` (+ the gateway's ``CallInfo``) -> ``ChatResult``.
-* ``StreamAssembler``: stream items (chunks, then one ``CallInfo``) -> ``ChatGenerationChunk``\\ s,
+* ``StreamAssembler``: the core's stream chunks (the last with the call's ``CallInfo``) -> ``ChatGenerationChunk``\\ s,
   with usage, ``model_name`` and the call's metadata on exactly one chunk.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -35,6 +35,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from cerebras_paygo._options import usage_counts
 from cerebras_paygo._wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -46,7 +47,7 @@ from cerebras_paygo._wire import (
 )
 
 if TYPE_CHECKING:
-    from cerebras_paygo._client import CallInfo
+    from cerebras_paygo import CallInfo
 
 __all__ = [
     "MODEL_PROVIDER",
@@ -220,18 +221,19 @@ def _user_content(content: str | list[str | dict[str, Any]]) -> str | list[dict[
 
 def usage_to_metadata(usage: Usage) -> UsageMetadata:
     """Cerebras ``usage`` -> LangChain ``UsageMetadata`` with cache-read and reasoning details."""
-    metadata = UsageMetadata(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-    )
-    prompt_details = usage.prompt_tokens_details
-    if prompt_details is not None and prompt_details.cached_tokens is not None:
-        metadata["input_token_details"] = InputTokenDetails(cache_read=prompt_details.cached_tokens)
-    completion_details = usage.completion_tokens_details
-    if completion_details is not None and completion_details.reasoning_tokens is not None:
-        metadata["output_token_details"] = OutputTokenDetails(reasoning=completion_details.reasoning_tokens)
-    return metadata
+    counts = usage_counts(usage)
+    metadata: dict[str, Any] = {
+        "input_tokens": counts.input_tokens,
+        "output_tokens": counts.output_tokens,
+        "total_tokens": counts.total_tokens,
+    }
+    if counts.cached_tokens is not None:
+        metadata["input_token_details"] = InputTokenDetails(cache_read=counts.cached_tokens)
+    if counts.reasoning_tokens is not None:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=counts.reasoning_tokens)
+    # langchain-core >= 1.8 spells NotRequired with typing (3.11+), which mypy's 3.10 target reads as
+    # required keys: build the TypedDicts as plain dicts.
+    return cast(UsageMetadata, metadata)
 
 
 def call_info_metadata(info: CallInfo) -> dict[str, Any]:
@@ -319,8 +321,7 @@ def completion_to_result(completion: ChatCompletion, info: CallInfo | None = Non
 def _chunk_message(chunk: ChatCompletionChunk) -> tuple[AIMessageChunk, bool]:
     """A wire chunk as an ``AIMessageChunk``; the flag says whether it is a terminal chunk.
 
-    Terminal chunks (``finish_reason`` or ``usage``) carry the response metadata; the assembler
-    holds them back until the gateway's ``CallInfo`` arrives, so that one chunk carries it all.
+    Terminal chunks (``finish_reason`` or ``usage``) carry the response metadata.
     """
     content = ""
     additional_kwargs: dict[str, Any] = {}
@@ -367,47 +368,49 @@ def _chunk_message(chunk: ChatCompletionChunk) -> tuple[AIMessageChunk, bool]:
 
 
 class StreamAssembler:
-    """Turns the gateway's stream items into ``ChatGenerationChunk``\\ s; shared by sync and async.
+    """Turns the core's stream chunks into ``ChatGenerationChunk``\\ s; shared by sync and async.
 
-    Feed every item (``ChatCompletionChunk``\\ s, then the final ``CallInfo``) to ``feed`` and
-    yield what it returns; call ``close`` at the end. Content chunks pass through at once. The
-    terminal chunk (``finish_reason``, usage, ``time_info``) is held until the ``CallInfo``
-    arrives, so exactly one chunk carries usage, ``model_name`` and the call's cost and
-    rate-limit snapshot.
+    Feed every chunk with the stream's ``info`` as it is when the chunk arrives: the core hands the
+    last chunk over once the call has ended, with ``info`` set, so that chunk carries usage,
+    ``model_name`` and the call's cost and rate-limit snapshot. ``stream_usage=False`` leaves
+    ``usage_metadata`` out (the core still reads the usage, to settle the quota and the spend).
     """
 
-    __slots__ = ("_held", "_model", "_saw_model")
+    __slots__ = ("_finished", "_saw_model", "_usage")
 
-    def __init__(self, model: str) -> None:
-        self._model = model
-        self._held: ChatGenerationChunk | None = None
+    def __init__(self, *, usage: bool = True) -> None:
+        self._usage = usage
         self._saw_model = False
+        self._finished = False
 
-    def feed(self, item: ChatCompletionChunk | CallInfo) -> list[ChatGenerationChunk]:
-        if not isinstance(item, ChatCompletionChunk):
-            extra: dict[str, Any] = {"model_provider": MODEL_PROVIDER, **call_info_metadata(item)}
-            if not self._saw_model:
-                extra["model_name"] = item.model
-                self._saw_model = True
-            info_chunk = ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=extra))
-            held, self._held = self._held, None
-            return [info_chunk if held is None else held + info_chunk]
-        message, terminal = _chunk_message(item)
-        generation = ChatGenerationChunk(message=message)
-        if not terminal:
-            return [generation]
-        if self._saw_model:
-            # A second terminal chunk (usage after finish_reason): strings would concatenate.
-            for key in ("model_name", "system_fingerprint"):
-                message.response_metadata.pop(key, None)
-        self._saw_model = True
-        self._held = generation if self._held is None else self._held + generation
-        return []
+    def feed(self, chunk: ChatCompletionChunk, info: CallInfo | None) -> ChatGenerationChunk:
+        message, terminal = _chunk_message(chunk)
+        if terminal:
+            if self._saw_model:
+                # A second terminal chunk (usage after finish_reason): strings would concatenate.
+                for key in ("model_name", "system_fingerprint"):
+                    message.response_metadata.pop(key, None)
+            self._saw_model = True
+        if not self._usage:
+            message.usage_metadata = None
+        if info is not None:
+            self._finish_into(message, info)
+        return ChatGenerationChunk(message=message)
 
-    def close(self) -> list[ChatGenerationChunk]:
-        """What is still held when the stream ends without a ``CallInfo``."""
-        held, self._held = self._held, None
-        return [] if held is None else [held]
+    def finish(self, info: CallInfo) -> list[ChatGenerationChunk]:
+        """The call's info as a chunk of its own, unless the last chunk already carried it."""
+        if self._finished:
+            return []
+        message = AIMessageChunk(content="", response_metadata={"model_provider": MODEL_PROVIDER})
+        self._finish_into(message, info)
+        return [ChatGenerationChunk(message=message)]
+
+    def _finish_into(self, message: AIMessageChunk, info: CallInfo) -> None:
+        self._finished = True
+        message.response_metadata.update(call_info_metadata(info))
+        if not self._saw_model:
+            message.response_metadata["model_name"] = info.model
+            self._saw_model = True
 
 
 # --- content blocks (langchain-core v1) ------------------------------------------------------
@@ -420,25 +423,28 @@ def _leading_blocks(message: AIMessage) -> list[types.ContentBlock]:
     blocks: list[types.ContentBlock] = []
     reasoning = message.additional_kwargs.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        blocks.append({"type": "reasoning", "reasoning": reasoning})
+        blocks.append(cast(types.ReasoningContentBlock, {"type": "reasoning", "reasoning": reasoning}))
     if message.content:
-        blocks.append({"type": "text", "text": message.content})
+        blocks.append(cast(types.TextContentBlock, {"type": "text", "text": message.content}))
     return blocks
 
 
 def _call_blocks(message: AIMessage) -> list[types.ContentBlock]:
     blocks: list[types.ContentBlock] = [
-        {"type": "tool_call", "id": call.get("id"), "name": call["name"], "args": call["args"]}
+        cast(types.ToolCall, {"type": "tool_call", "id": call.get("id"), "name": call["name"], "args": call["args"]})
         for call in message.tool_calls
     ]
     blocks.extend(
-        {
-            "type": "invalid_tool_call",
-            "id": call.get("id"),
-            "name": call.get("name"),
-            "args": call.get("args"),
-            "error": call.get("error"),
-        }
+        cast(
+            types.InvalidToolCall,
+            {
+                "type": "invalid_tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "args": call.get("args"),
+                "error": call.get("error"),
+            },
+        )
         for call in message.invalid_tool_calls
     )
     return blocks
@@ -460,12 +466,10 @@ def translate_content_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
     if chunk.chunk_position == "last":
         return blocks + _call_blocks(chunk)
     for part in chunk.tool_call_chunks:
-        block: types.ToolCallChunk = {
-            "type": "tool_call_chunk",
-            "id": part.get("id"),
-            "name": part.get("name"),
-            "args": part.get("args"),
-        }
+        block = cast(
+            types.ToolCallChunk,
+            {"type": "tool_call_chunk", "id": part.get("id"), "name": part.get("name"), "args": part.get("args")},
+        )
         if (index := part.get("index")) is not None:
             block["index"] = f"lc_tc_{index}"
         blocks.append(block)

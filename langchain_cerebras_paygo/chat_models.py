@@ -9,10 +9,8 @@ checks, retries and spend tracking apply to ``invoke``, ``ainvoke``, ``stream``,
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
 from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
@@ -23,16 +21,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
-from langchain_core.utils import secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import get_fields
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from typing_extensions import Self
 
+from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
 from cerebras_paygo._adapters import ClientOwner
-from cerebras_paygo._client import CerebrasClient
-from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo._ratelimit import RateLimits
-from cerebras_paygo._settings import Settings, normalize_base_url
+from cerebras_paygo._options import ClientOptions, build_request, check_sampling
+from cerebras_paygo._settings import env_api_key, normalize_base_url
 from cerebras_paygo._tools import api_tool_choice, forced_tool
 from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError
@@ -151,7 +148,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Ask for usage on streams (``stream_options.include_usage``); exactly one chunk carries it."""
 
     # --- client -------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(default_factory=secret_from_env("CEREBRAS_API_KEY", default=None))
+    api_key: SecretStr | None = Field(default_factory=env_api_key)
     """The Cerebras key; ``CEREBRAS_API_KEY`` when not given. A missing key fails at the first
     call with ``MissingAPIKeyError``, never by sending another provider's key."""
     base_url: str | None = None
@@ -184,6 +181,10 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     before sending, drop the oldest turns, or shrink ``max_tokens``."""
     max_spend_usd: float | None = None
     """Refuse a request (``BudgetExceededError``) whose worst-case cost would cross this budget."""
+    context_window: int | None = None
+    """A window to use instead of the catalog's for the tier (e.g. a smaller one of your own)."""
+    deadline: float | None = None
+    """Seconds a whole call may take, waits, retries and the stream's last chunk included."""
     client: CerebrasClient | None = Field(default=None, exclude=True, repr=False)
     """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
 
@@ -309,29 +310,33 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     # ``cerebras_client``, copies, pickles and ``close`` are the core's ``ClientOwner``; here only
     # which fields build the client.
 
-    def _build_client(self) -> CerebrasClient:
-        http_client = self.http_client
-        async_client = self.http_async_client
-        if self.cerebras_proxy:
-            timeout = Settings(timeout=self.request_timeout).timeout
-            http_client = http_client or httpx.Client(proxy=self.cerebras_proxy, timeout=timeout)
-            async_client = async_client or httpx.AsyncClient(proxy=self.cerebras_proxy, timeout=timeout)
-        base_url = self.base_url or os.environ.get("CEREBRAS_BASE_URL") or os.environ.get("CEREBRAS_API_BASE")
-        return CerebrasClient(
+    def _client_options(self) -> ClientOptions:
+        return ClientOptions(
             api_key=self.api_key,
-            base_url=base_url or None,
+            base_url=self.base_url,
             tier=self.tier,
             timeout=self.request_timeout,
-            max_retries=2 if self.max_retries is None else self.max_retries,
+            max_retries=self.max_retries,
+            deadline=self.deadline,
             rate_limits=self.rate_limits,
             payment_policy=self.payment_policy,
             context_overflow=self.context_overflow,
+            context_window=self.context_window,
             max_spend_usd=self.max_spend_usd,
-            http_client=http_client,
-            async_http_client=async_client,
+            http_client=self.http_client,
+            async_http_client=self.http_async_client,
             default_headers=self.default_headers,
+            proxy=self.cerebras_proxy,
             integration=INTEGRATION_NAME,
         )
+
+    @model_validator(mode="after")
+    def _check_options(self) -> Self:
+        """Refuse bad client options and sampling values now, not at the first call."""
+        if self.client is None:
+            self._client_options()
+        check_sampling(self._default_params)
+        return self
 
     def _shared_on_copy(self) -> tuple[object, ...]:
         # The HTTP clients are the caller's: a deep copy uses them too (``ClientOwner`` decides
@@ -352,7 +357,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         params = self._default_params
         call = dict(kwargs)
         call.pop("stream", None)
-        stream_usage = call.pop("stream_usage", None)
+        call.pop("stream_usage", None)
         call_extra_body = call.pop("extra_body", None)
         if "max_tokens" in call:
             call["max_completion_tokens"] = call.pop("max_tokens")
@@ -362,13 +367,18 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         if stop is not None:
             params["stop"] = stop
         if stream:
+            # The core always asks a stream for its usage (it settles the quota and the spend);
+            # ``stream_usage`` only decides whether LangChain sees it (see ``_stream_usage``).
             params["stream"] = True
-            if self.stream_usage if stream_usage is None else stream_usage:
-                params["stream_options"] = {"include_usage": True}
         for body in (self.extra_body, call_extra_body):
             if body:
                 params.update(body)
-        return ChatCompletionRequest(messages=messages_to_wire(messages), **params)
+        request: ChatCompletionRequest = build_request(messages_to_wire(messages), params)
+        return request
+
+    def _stream_usage(self, kwargs: Mapping[str, Any]) -> bool:
+        value = kwargs.get("stream_usage")
+        return self.stream_usage if value is None else bool(value)
 
     def _generate(
         self,
@@ -398,14 +408,14 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(request.model)
-        with _closing(self.cerebras_client.stream(request)) as items:
-            for item in items:
-                for chunk in assembler.feed(item):
-                    if run_manager:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-        yield from assembler.close()
+        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+        with self.cerebras_client.stream(request) as stream:
+            for item in stream:
+                chunk = assembler.feed(item, stream.info if stream.done else None)
+                if run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+            yield from assembler.finish(stream.info)
 
     async def _astream(
         self,
@@ -415,15 +425,15 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._build_request(messages, stop, stream=True, **kwargs)
-        assembler = StreamAssembler(request.model)
-        async with _aclosing(self.cerebras_client.astream(request)) as items:
-            async for item in items:
-                for chunk in assembler.feed(item):
-                    if run_manager:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-        for chunk in assembler.close():
-            yield chunk
+        assembler = StreamAssembler(usage=self._stream_usage(kwargs))
+        async with self.cerebras_client.astream(request) as stream:
+            async for item in stream:
+                chunk = assembler.feed(item, stream.info if stream.done else None)
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+            for chunk in assembler.finish(stream.info):
+                yield chunk
 
     # --- token counting -----------------------------------------------------------------------
 
@@ -547,28 +557,6 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
         parser_with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
         return RunnableMap(raw=llm) | parser_with_fallback
-
-
-@contextmanager
-def _closing(items: Iterator[_T]) -> Iterator[Iterator[_T]]:
-    """Close the core's stream when the consumer stops early, so its booking is settled at once."""
-    try:
-        yield items
-    finally:
-        close = getattr(items, "close", None)
-        if callable(close):
-            close()
-
-
-@asynccontextmanager
-async def _aclosing(items: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
-    """Async ``_closing``."""
-    try:
-        yield items
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if callable(aclose):
-            await aclose()
 
 
 def _format_tool(tool: Any, *, strict: bool | None = None) -> dict[str, Any]:

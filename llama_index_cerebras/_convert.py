@@ -8,7 +8,7 @@ completion or a stream chunk means the same thing on every path.
   ``ToolCallBlock``\\ s or ``additional_kwargs["tool_calls"]``; tool results are ``role=TOOL`` with
   ``additional_kwargs["tool_call_id"]``.
 * ``completion_to_response``: a ``ChatCompletion`` and the core's ``CallInfo`` -> ``ChatResponse``.
-* ``StreamFolder``: stream items (chunks, then one ``CallInfo``) -> cumulative ``ChatResponse``\\ s,
+* ``StreamFolder``: the core's stream chunks (the last with the call's ``CallInfo``) -> cumulative ``ChatResponse``\\ s,
   the last of which carries usage, cost and the rate-limit snapshot.
 * ``tool_selections``: the tool calls of a response as ``ToolSelection``\\ s.
 """
@@ -34,12 +34,13 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
+from cerebras_paygo._options import assistant_message, usage_counts
 from cerebras_paygo._streaming import StreamAccumulator
 from cerebras_paygo._tools import api_tool_choice
 from cerebras_paygo._wire import ChatCompletion, ChatCompletionChunk, FunctionCall, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from cerebras_paygo._client import CallInfo
+    from cerebras_paygo import CallInfo
 
 __all__ = [
     "StreamFolder",
@@ -141,16 +142,8 @@ def _assistant_to_wire(message: ChatMessage, name: str | None) -> Message:
     if not reasoning:
         value = message.additional_kwargs.get("reasoning_content")
         reasoning = value if isinstance(value, str) else ""
-    calls = _assistant_calls(message)
-    text = _text(message.blocks)
-    return Message(
-        role="assistant",
-        # A turn that only calls tools goes without content, as Cerebras itself records it; any
-        # other turn needs content, even an empty one.
-        content=text if text or not (calls or reasoning) else None,
-        name=name,
-        tool_calls=calls or None,
-        reasoning=reasoning or None,
+    return assistant_message(
+        _text(message.blocks), reasoning=reasoning, tool_calls=_assistant_calls(message), name=name
     )
 
 
@@ -223,15 +216,16 @@ def usage_kwargs(usage: Usage | None) -> dict[str, int]:
     """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` (+ cached and reasoning tokens)."""
     if usage is None:
         return {}
+    counted = usage_counts(usage)
     counts = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens": counted.input_tokens,
+        "completion_tokens": counted.output_tokens,
+        "total_tokens": counted.total_tokens,
     }
-    if usage.prompt_tokens_details is not None and usage.prompt_tokens_details.cached_tokens is not None:
-        counts["cached_tokens"] = usage.prompt_tokens_details.cached_tokens
-    if usage.completion_tokens_details is not None and usage.completion_tokens_details.reasoning_tokens is not None:
-        counts["reasoning_tokens"] = usage.completion_tokens_details.reasoning_tokens
+    if counted.cached_tokens is not None:
+        counts["cached_tokens"] = counted.cached_tokens
+    if counted.reasoning_tokens is not None:
+        counts["reasoning_tokens"] = counted.reasoning_tokens
     return counts
 
 
@@ -327,65 +321,52 @@ def completion_to_response(completion: ChatCompletion, info: CallInfo | None = N
 
 
 class StreamFolder:
-    """Stream items (chunks, then one ``CallInfo``) -> cumulative ``ChatResponse``\\ s.
+    """The core's stream chunks -> cumulative ``ChatResponse``\\ s.
 
     Every response holds the whole message so far (text, ``ThinkingBlock``, ``ToolCallBlock``\\ s)
     and this chunk's ``delta``; ``additional_kwargs["thinking_delta"]`` holds this chunk's
-    reasoning. The terminal chunk (``finish_reason`` or ``usage``) is held back until the core's
-    ``CallInfo`` arrives, so that exactly one response, the last, carries the usage, cost and
+    reasoning. The core hands the last chunk over once the call has ended, with the stream's
+    ``info`` set: feed it along, and that response, the last, carries the usage, cost and
     rate-limit snapshot. Pure: the sync and async streams share it.
     """
 
-    __slots__ = ("_acc", "_held", "_held_reasoning", "_held_text", "_reasoning", "_text")
+    __slots__ = ("_acc", "_finished", "_reasoning", "_text")
 
     def __init__(self) -> None:
         self._acc = StreamAccumulator()
         self._text = ""
         self._reasoning = ""
-        self._held: ChatCompletionChunk | None = None
-        self._held_text = ""
-        self._held_reasoning = ""
+        self._finished = False
 
-    def feed(self, item: ChatCompletionChunk | CallInfo) -> ChatResponse | None:
-        """Fold one item; the response to yield for it, if any."""
-        if not isinstance(item, ChatCompletionChunk):
-            return self._finish(item)
+    def feed(self, chunk: ChatCompletionChunk, info: CallInfo | None) -> ChatResponse | None:
+        """Fold one chunk (with the call's info when it is the last); the response to yield, if any."""
         calls_before = self._call_state()
-        self._acc.add(item)
+        self._acc.add(chunk)
         text = reasoning = ""
-        terminal = item.usage is not None
-        for choice in item.choices:
-            if choice.index != 0:
-                continue
-            text = choice.delta.content or ""
-            reasoning = choice.delta.reasoning or ""
-            terminal = terminal or choice.finish_reason is not None
+        for choice in chunk.choices:
+            if choice.index == 0:
+                text = choice.delta.content or ""
+                reasoning = choice.delta.reasoning or ""
         self._text += text
         self._reasoning += reasoning
-        if terminal or self._held is not None:
-            self._held = item
-            self._held_text += text
-            self._held_reasoning += reasoning
-            return None
+        if info is not None:
+            return self._final(chunk.model_dump(mode="json"), text, reasoning, info)
         if not text and not reasoning and self._call_state() == calls_before:
-            return None  # the role chunk, or an empty delta
-        return self._response(item.model_dump(mode="json"), text, reasoning, {})
+            return None  # the role chunk, an empty delta, or a finish_reason without text
+        return self._response(chunk.model_dump(mode="json"), text, reasoning, {})
 
-    def close(self) -> ChatResponse | None:
-        """What is still held when the stream ends without a ``CallInfo``."""
-        if self._held is None:
+    def finish(self, info: CallInfo) -> ChatResponse | None:
+        """The call's info as a response of its own, unless the last chunk already carried it."""
+        if self._finished:
             return None
-        return self._finish(None)
+        return self._final(None, "", "", info)
 
-    def _finish(self, info: CallInfo | None) -> ChatResponse:
-        held = self._held
-        raw = held.model_dump(mode="json") if held is not None else None
-        text, reasoning = self._held_text, self._held_reasoning
-        self._held, self._held_text, self._held_reasoning = None, "", ""
+    def _final(self, raw: Any, text: str, reasoning: str, info: CallInfo) -> ChatResponse:
+        self._finished = True
         extra = {
             **usage_kwargs(self._acc.usage),
             "finish_reason": self._acc.finish_reason,
-            "model": self._acc.model,
+            "model": self._acc.model or info.model,
             **_call_kwargs(info),
         }
         return self._response(raw, text, reasoning, extra)

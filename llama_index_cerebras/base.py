@@ -10,11 +10,11 @@ agents and structured output alike. This module only translates (see ``_convert`
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import httpx
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -37,14 +37,14 @@ from llama_index.core.types import Model, PydanticProgramMode
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
+from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
 from cerebras_paygo._adapters import ClientOwner
 from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo._client import CerebrasClient
-from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo._ratelimit import RateLimits
-from cerebras_paygo._settings import DEFAULT_BASE_URL, normalize_base_url
+from cerebras_paygo._options import ClientOptions, build_request, check_sampling
+from cerebras_paygo._settings import DEFAULT_BASE_URL, env_base_url, normalize_base_url
 from cerebras_paygo._structured import strict_function
 from cerebras_paygo._wire import ChatCompletionRequest
+from cerebras_paygo.errors import ConfigurationError
 from llama_index_cerebras._convert import (
     StreamFolder,
     completion_to_response,
@@ -75,10 +75,6 @@ _LEGACY_NAMES = {"api_base": "base_url", "request_timeout": "timeout"}
 # Their metadata switches: ours come from the catalog, so these are dropped (with a warning)
 # rather than sent to the API.
 _CATALOG_DECIDES = frozenset({"is_chat_model", "is_function_calling_model", "should_use_structured_outputs"})
-
-
-def _base_url_from_env() -> str:
-    return os.environ.get("CEREBRAS_BASE_URL") or DEFAULT_BASE_URL
 
 
 class Cerebras(ClientOwner, FunctionCallingLLM):
@@ -146,13 +142,25 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         ),
     )
     base_url: str = Field(
-        default_factory=_base_url_from_env,
+        default_factory=lambda: env_base_url() or DEFAULT_BASE_URL,
         validate_default=True,
-        description="API root: CEREBRAS_BASE_URL (read when the instance is built), else https://api.cerebras.ai/v1.",
+        description=(
+            "API root; else CEREBRAS_BASE_URL (or CEREBRAS_API_BASE, read when the instance is built), "
+            "else https://api.cerebras.ai/v1."
+        ),
     )
-    timeout: float | None = Field(
-        default=None, gt=0, description="HTTP timeout in seconds (default 60 s, connect 5 s)."
+    timeout: float | None = Field(default=None, description="HTTP timeout in seconds (default 60 s, connect 5 s).")
+    deadline: float | None = Field(
+        default=None,
+        description="Seconds a whole call may take: waits, retries and a stream's last chunk included.",
     )
+    http_client: httpx.Client | None = Field(
+        default=None, exclude=True, repr=False, description="The httpx.Client to send sync requests with."
+    )
+    async_http_client: httpx.AsyncClient | None = Field(
+        default=None, exclude=True, repr=False, description="The httpx.AsyncClient to send async requests with."
+    )
+    default_headers: dict[str, str] | None = Field(default=None, description="Headers added to every request.")
     max_retries: int = Field(
         default=2,
         ge=0,
@@ -248,7 +256,14 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
     @model_validator(mode="after")
     def _known_model(self) -> Self:
+        if not self.model or not self.model.strip():
+            raise ConfigurationError("model must be a model id such as 'gpt-oss-120b', not an empty string")
         self._catalog().get(self.model)  # an UnknownModelWarning now rather than at the first call
+        if self.client is None:
+            self._client_options()  # bad client options raise ConfigurationError now, not at the first call
+        check_sampling(
+            {"temperature": self.temperature, "max_completion_tokens": self.max_tokens, **self.additional_kwargs}
+        )
         return self
 
     @classmethod
@@ -285,20 +300,28 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     # ``cerebras_client``, copies, pickles and ``close`` are the core's ``ClientOwner``; here only
     # which fields build the client.
 
-    def _build_client(self) -> CerebrasClient:
-        return CerebrasClient(
+    def _client_options(self) -> ClientOptions:
+        return ClientOptions(
             api_key=self.api_key,
             base_url=self.base_url,
             tier=self.tier,
             timeout=self.timeout,
             max_retries=self.max_retries,
+            deadline=self.deadline,
             rate_limits=self.rate_limits,
             payment_policy=self.payment_policy,
             context_overflow=self.context_overflow,
             context_window=self.context_window,
             max_spend_usd=self.max_spend_usd,
+            http_client=self.http_client,
+            async_http_client=self.async_http_client,
+            default_headers=self.default_headers,
             integration=INTEGRATION_NAME,
         )
+
+    def _shared_on_copy(self) -> tuple[object, ...]:
+        # The HTTP clients are the caller's: a deep copy uses them too.
+        return (*super()._shared_on_copy(), self.http_client, self.async_http_client)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -322,9 +345,9 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
             call["max_completion_tokens"] = call.pop("max_tokens")
         params.update({key: value for key, value in call.items() if value is not None})
         if stream:
-            params["stream"] = True
-            params["stream_options"] = {"include_usage": True}
-        return ChatCompletionRequest(messages=messages_to_wire(messages), **params)
+            params["stream"] = True  # the core asks for the stream's usage (stream_options)
+        request: ChatCompletionRequest = build_request(messages_to_wire(messages), params)
+        return request
 
     # --- chat ---------------------------------------------------------------------------------
 
@@ -358,18 +381,13 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
         def gen() -> ChatResponseGen:
             folder = StreamFolder()
-            items = client.stream(request)
-            try:
-                for item in items:
-                    response = folder.feed(item)
+            # Stopping early closes the stream, which settles the core's booking at once.
+            with client.stream(request) as stream:
+                for chunk in stream:
+                    response = folder.feed(chunk, stream.info if stream.done else None)
                     if response is not None:
                         yield response
-            finally:
-                # Stopping early settles the core's booking at once.
-                close = getattr(items, "close", None)
-                if callable(close):
-                    close()
-            tail = folder.close()
+                tail = folder.finish(stream.info)
             if tail is not None:
                 yield tail
 
@@ -381,17 +399,12 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
         async def gen() -> ChatResponseAsyncGen:
             folder = StreamFolder()
-            items = client.astream(request)
-            try:
-                async for item in items:
-                    response = folder.feed(item)
+            async with client.astream(request) as stream:
+                async for chunk in stream:
+                    response = folder.feed(chunk, stream.info if stream.done else None)
                     if response is not None:
                         yield response
-            finally:
-                aclose = getattr(items, "aclose", None)
-                if callable(aclose):
-                    await aclose()
-            tail = folder.close()
+                tail = folder.finish(stream.info)
             if tail is not None:
                 yield tail
 

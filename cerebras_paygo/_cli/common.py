@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cerebras_paygo._settings import Settings
+from cerebras_paygo._settings import Settings, env_api_key
 from cerebras_paygo.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -135,7 +134,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def key_source(args: argparse.Namespace) -> str:
     if args.api_key:
         return "--api-key"
-    return "$CEREBRAS_API_KEY" if os.environ.get("CEREBRAS_API_KEY") else "nowhere"
+    return "$CEREBRAS_API_KEY" if env_api_key() is not None else "nowhere"
 
 
 @dataclass(frozen=True)

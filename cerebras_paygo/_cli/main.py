@@ -2,8 +2,9 @@
 
 Subcommands register themselves in ``_SUBCOMMANDS`` as ``(name, add_parser)``; each ``add_parser``
 adds its options and sets ``func`` (``args -> exit code``). ``emulate`` serves the local emulator,
-``models`` prints the catalog, ``check`` tries a setup with one tiny request, ``demo`` shows the
-whole library on the embedded emulator. The bodies of the last three live in ``cerebras_paygo._cli``.
+``models`` prints the catalog, ``check`` tries a setup with one tiny request; the bodies of the last
+two live in ``cerebras_paygo._cli``. More subcommands come from the ``cerebras_paygo.commands`` entry
+point group: ``demo`` (the whole library on the embedded emulator, package ``cerebras_paygo_demo``).
 """
 
 from __future__ import annotations
@@ -250,41 +251,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return check.run(args)
 
 
-# --- demo -----------------------------------------------------------------------------------
-
-
-def _add_demo(subparsers: Any) -> None:
-    from cerebras_paygo._cli import demo
-
-    parser = subparsers.add_parser(
-        "demo",
-        help="see it work: a LangChain batch over a small quota on the embedded emulator, 0 429s",
-        description=(
-            "Start the embedded emulator with a small tokens-per-minute quota, answer a batch of questions "
-            "through prompt | ChatCerebras | StrOutputParser (abatch) with a live progress bar, and summarize: "
-            "server 429s (0), time held by the limiter, tokens, cost and the limiter's buckets. Then stream one "
-            "answer and show a prompt over the free tier's window failing before any request. "
-            "--no-emulator runs it on the real API from CEREBRAS_API_KEY."
-        ),
-    )
-    demo.add_arguments(parser)
-    parser.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from cerebras_paygo._cli import demo
-
-    return demo.run(args)
-
-
 # --- the parser -------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[tuple[str, Callable[[Any], None]]] = [
     ("emulate", _add_emulate),
     ("models", _add_models),
     ("check", _add_check),
-    ("demo", _add_demo),
 ]
+
+#: Entry point group of plug-in subcommands: each entry point names a ``register(subparsers)``
+#: callable that adds one sub-parser and sets its ``func``. ``demo`` (package
+#: ``cerebras_paygo_demo``) comes this way, so the core never imports the LangChain it drives.
+COMMANDS_GROUP = "cerebras_paygo.commands"
+
+
+def _plugin_commands() -> list[tuple[str, Callable[[Any], None]]]:
+    """The installed plug-in subcommands, by name; one that fails to load is reported and skipped."""
+    from importlib.metadata import entry_points
+
+    builtin = {name for name, _ in _SUBCOMMANDS}
+    found: list[tuple[str, Callable[[Any], None]]] = []
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if entry.name in builtin or entry.name in {name for name, _ in found}:
+            continue
+        try:
+            register = entry.load()
+        except Exception as exc:  # a broken plug-in must not take the other commands down with it
+            print(f"cerebras-paygo: command {entry.name!r} ({entry.value}) failed to load: {exc!r}", file=sys.stderr)
+            continue
+        found.append((entry.name, register))
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, add in _SUBCOMMANDS:
         add(subparsers)
+    for name, register in _plugin_commands():
+        try:
+            register(subparsers)
+        except Exception as exc:  # as above: report the broken plug-in, keep the rest
+            print(f"cerebras-paygo: command {name!r} failed to register: {exc!r}", file=sys.stderr)
     return parser
 
 

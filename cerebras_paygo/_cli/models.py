@@ -19,7 +19,7 @@ from cerebras_paygo._cli.common import (
     settings_from_args,
 )
 from cerebras_paygo._ratelimit.limits import LIMIT_WINDOWS
-from cerebras_paygo._settings import Settings
+from cerebras_paygo._settings import Settings, env_tier
 from cerebras_paygo.errors import CerebrasError
 
 __all__ = ["add_arguments", "run"]
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tier(args: argparse.Namespace) -> Tier:
-    tier = (args.tier or os.environ.get("CEREBRAS_TIER") or "paygo").lower()
+    tier = (args.tier or env_tier()).lower()
     return "free" if tier == "free" else "paygo"
 
 

@@ -18,7 +18,7 @@ from cerebras_paygo._catalog import ModelSpec, Tier
 from cerebras_paygo._context.calibration import RawParts, add_parts, subtract_parts
 from cerebras_paygo._context.estimator import TokenBand, TokenEstimator, shared_estimator
 from cerebras_paygo._wire import ChatCompletionRequest, Message
-from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
+from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, LocalContextWindowExceededError
 
 __all__ = ["ContextOverflow", "ContextPlan", "plan_context"]
 
@@ -282,7 +282,7 @@ def _exceeded(
         'context_overflow="trim_history" (drop the oldest turns) or "shrink_completion" '
         "(lower max_completion_tokens to fit)."
     )
-    return ContextWindowExceededError(
+    return LocalContextWindowExceededError(
         message,
         current_length=total,
         limit=limit,

@@ -1,15 +1,21 @@
-"""The limiter interface: ``Scope``, ``Reservation``, ``BucketStats`` and the ``Limiter`` protocol."""
+"""The limiter's value types and the storage interface its backends implement.
+
+``Limiter`` (``limiter.py``) owns waits, jitter, reservations, fallbacks and logging; a ``Storage``
+only keeps the bucket state and runs the bucket math atomically: in process (``MemoryStorage``,
+the readable reference) or in Redis Lua scripts (``RedisStorage``). Times cross the interface as
+integer microseconds *relative to the storage's own now*, so a storage may use another clock
+(Redis ``TIME``) than the caller.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from cerebras_paygo._ratelimit.gcra import Booking
 from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo._wire import RateLimitSnapshot
 
-__all__ = ["BucketStats", "Limiter", "Reservation", "Scope"]
+__all__ = ["AsyncStorage", "BucketStats", "Reservation", "Scope", "Storage", "Ticket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,27 +34,51 @@ class Scope:
         return f"{self.base_url}|{self.key_fingerprint}|{self.model}"
 
 
+@dataclass(slots=True)
+class Ticket:
+    """What a storage booked for one reservation; it undoes exactly this on settle or release."""
+
+    #: The booking's sequence number within its scope (FIFO order).
+    seq: int
+    #: The bucket names booked (the effective limits at booking time).
+    names: tuple[str, ...]
+    tokens: int
+    requests: int
+    #: Microseconds from the storage's now until the booking may start (pause included).
+    wait_us: int
+    #: The limit name (or ``"pause"``) that set the start; None when it could start at once.
+    binding: str | None
+    #: The booking's fraction in [0, 1) of a pause's jitter window.
+    jitter: float
+    #: True once the storage keeps no waiting state for it (granted with no wait, or started).
+    started: bool
+    #: The storage that granted it (settle and release go back there, fallback or not).
+    source: object = None
+    #: Backend-specific data (the memory backend's ``gcra.Booking``).
+    data: object = None
+
+
 class Reservation:
     """One booking returned by ``Limiter.acquire``: sleep ``wait_s``, then send.
 
     Public attributes: ``scope``, ``tokens`` (booked on every token bucket), ``requests`` (1),
-    ``wait_s`` (seconds to sleep before sending) and ``start`` (the limiter-clock instant the booking
-    starts). Everything else is the backend's. Settle or release it exactly once; further calls are
-    no-ops, so ``finally: limiter.release(r)`` after a settle is safe.
+    ``wait_s`` (seconds to sleep before sending), ``start`` (the limiter-clock instant the booking
+    starts) and ``binding``. ``ticket`` is the storage's. Settle or release it exactly once; further
+    calls are no-ops, so ``finally: limiter.release(r)`` after a settle is safe.
     """
 
-    __slots__ = ("_closed", "_owner", "_waiting", "booking", "requests", "scope", "start", "tokens", "wait_s")
+    __slots__ = ("_closed", "_owner", "binding", "requests", "scope", "start", "ticket", "tokens", "wait_s")
 
-    def __init__(self, scope: Scope, booking: Booking, *, wait_s: float, start: float, owner: object) -> None:
+    def __init__(self, scope: Scope, ticket: Ticket, *, start: float, owner: object) -> None:
         self.scope = scope
-        self.tokens = booking.tokens
-        self.requests = booking.requests
-        self.wait_s = wait_s
+        self.ticket = ticket
+        self.tokens = ticket.tokens
+        self.requests = ticket.requests
+        self.wait_s = ticket.wait_us / 1_000_000
+        self.binding = ticket.binding
         self.start = start
-        self.booking = booking
         self._closed = False
         self._owner = owner
-        self._waiting = False
 
     @property
     def closed(self) -> bool:
@@ -59,7 +89,7 @@ class Reservation:
         state = "closed" if self.closed else "open"
         return (
             f"Reservation({self.scope}, tokens={self.tokens}, wait_s={self.wait_s:.3f}, "
-            f"binding={self.booking.binding}, {state})"
+            f"binding={self.binding}, {state})"
         )
 
 
@@ -83,78 +113,89 @@ class BucketStats:
 
 
 @runtime_checkable
-class Limiter(Protocol):
-    """A shared rate limiter: ``MemoryLimiter`` in one process, a Redis one across processes.
+class Storage(Protocol):
+    """Bucket state plus the atomic steps of the bucket math (see ``gcra`` for the model).
 
-    Every method is O(1) and never sleeps; the caller sleeps ``Reservation.wait_s`` outside it. The
-    async twins have the same semantics (a backend doing I/O awaits it there).
+    Every method is one atomic step (one lock hold, or one Redis round trip) and never sleeps.
+    Backend failures raise ``BackendUnavailableError``; the bucket math raises
+    ``RequestTooLargeError`` and ``RateLimitError`` exactly as ``gcra`` does.
     """
 
-    def acquire(self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait: float | None = None) -> Reservation:
-        """Book 1 request and ``tokens`` on every bucket of ``limits`` (header limits override them).
-
-        Raises:
-            RequestTooLargeError: ``tokens`` exceed a bucket's capacity.
-            RateLimitError: the wait would exceed ``max_wait`` seconds; nothing is booked.
-        """
+    def reserve(
+        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+    ) -> Ticket:
+        """Book 1 request and ``tokens`` on every bucket (header limits over ``limits``), all or
+        nothing, FIFO; refuse (booking nothing) when the wait would exceed ``max_wait_us``."""
         ...
 
-    def settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        """The request was sent: correct its tokens to ``actual_tokens`` (idempotent)."""
+    def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool:
+        """Settle to ``actual_tokens`` (None: release everything); False when there was nothing to
+        undo any more (the booking was reclaimed or the scope reset)."""
         ...
 
-    def release(self, reservation: Reservation) -> None:
-        """The request never reached the server: return its request and tokens (idempotent)."""
+    def delay(self, scope: Scope, ticket: Ticket) -> int:
+        """Microseconds until the booking may be sent (its start, or a later pause plus its jitter);
+        at 0 the booking counts as started (it no longer waits)."""
         ...
 
-    def sync(
+    def apply_headers(
         self,
         scope: Scope,
         limits: RateLimits,
         snapshot: RateLimitSnapshot,
         *,
-        in_flight_tokens: int | None = None,
-    ) -> RateLimits:
-        """Correct the buckets from a response's headers; returns the effective limits."""
+        age_us: int,
+        in_flight_tokens: int | None,
+    ) -> tuple[RateLimits, bool]:
+        """Correct the buckets from a response's headers received ``age_us`` ago (header sync only
+        lowers); returns the effective limits and False when the snapshot was stale."""
         ...
 
-    def pause(self, scope: Scope, seconds: float) -> None:
-        """A 429: every caller of the scope waits until now + ``seconds`` (plus jitter)."""
+    def pause(self, scope: Scope, duration_us: int, jitter_us: int) -> None:
+        """Nothing on ``scope`` starts for ``duration_us`` (plus each booking's share of
+        ``jitter_us``); never shortens a pause."""
         ...
 
-    def pause_remaining(self, scope: Scope) -> float:
-        """Seconds left of the scope's pause (0.0 if none)."""
+    def pause_remaining(self, scope: Scope) -> int:
+        """Microseconds left of the scope's pause (0 if none)."""
         ...
 
-    def send_delay(self, reservation: Reservation) -> float:
-        """Seconds the holder of ``reservation`` must still sleep before sending (0.0: send now)."""
+    def stats(self, scope: Scope | None, local_now: float) -> list[BucketStats]:
+        """The buckets of ``scope`` (every scope when None); ``last_sync`` on the caller's clock,
+        which reads ``local_now`` at this instant."""
         ...
 
-    def stats(self, scope: Scope | None = None) -> list[BucketStats]:
-        """The buckets of ``scope`` (or of every scope)."""
+    def reset(self, scope: Scope | None) -> None:
+        """Forget ``scope`` (every scope of this storage when None)."""
         ...
 
-    async def aacquire(
-        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait: float | None = None
-    ) -> Reservation: ...
 
-    async def asettle(self, reservation: Reservation, actual_tokens: int) -> None: ...
+@runtime_checkable
+class AsyncStorage(Protocol):
+    """The ``Storage`` steps for a backend whose I/O is awaited (same semantics)."""
 
-    async def arelease(self, reservation: Reservation) -> None: ...
+    async def reserve(
+        self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait_us: int | None, jitter: float
+    ) -> Ticket: ...
 
-    async def async_(
+    async def close(self, scope: Scope, ticket: Ticket, actual_tokens: int | None) -> bool: ...
+
+    async def delay(self, scope: Scope, ticket: Ticket) -> int: ...
+
+    async def apply_headers(
         self,
         scope: Scope,
         limits: RateLimits,
         snapshot: RateLimitSnapshot,
         *,
-        in_flight_tokens: int | None = None,
-    ) -> RateLimits: ...
+        age_us: int,
+        in_flight_tokens: int | None,
+    ) -> tuple[RateLimits, bool]: ...
 
-    async def apause(self, scope: Scope, seconds: float) -> None: ...
+    async def pause(self, scope: Scope, duration_us: int, jitter_us: int) -> None: ...
 
-    async def apause_remaining(self, scope: Scope) -> float: ...
+    async def pause_remaining(self, scope: Scope) -> int: ...
 
-    async def asend_delay(self, reservation: Reservation) -> float: ...
+    async def stats(self, scope: Scope | None, local_now: float) -> list[BucketStats]: ...
 
-    async def astats(self, scope: Scope | None = None) -> list[BucketStats]: ...
+    async def reset(self, scope: Scope | None) -> None: ...

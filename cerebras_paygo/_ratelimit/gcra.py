@@ -35,17 +35,21 @@ from dataclasses import dataclass, field
 
 from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
 from cerebras_paygo._wire import RateLimitSnapshot
-from cerebras_paygo.errors import RateLimitError, RequestTooLargeError
+from cerebras_paygo.errors import LocalRateLimitError, RequestTooLargeError
 
 __all__ = [
     "PAUSE",
     "US",
     "Booking",
     "Bucket",
+    "Pending",
     "ScopeState",
+    "Shifts",
+    "advance",
     "apply_snapshot",
     "effective_limits",
     "forget_started",
+    "max_wait_error",
     "pause",
     "pause_remaining",
     "release",
@@ -54,6 +58,7 @@ __all__ = [
     "settle",
     "start_of",
     "to_us",
+    "too_large_error",
 ]
 
 #: Microseconds per second.
@@ -108,6 +113,73 @@ class Bucket:
         self.limit = limit
 
 
+class Shifts:
+    """Per-bucket "move every booking after ``seq``" offsets: Fenwick trees over sequence numbers.
+
+    Position ``p`` (1-based) stands for sequence number ``base + p - 1``. ``add_after`` and
+    ``value`` are O(log cap); ``rebase`` (O(pending)) runs when a new sequence number falls past
+    ``cap``, folding every pending booking's current start into its raw value, so the trees cover
+    only the live span of the queue and their size stays within twice the number of waiters.
+    """
+
+    __slots__ = ("base", "cap", "trees")
+
+    MIN_CAP = 64
+
+    def __init__(self) -> None:
+        self.base = 0
+        self.cap = self.MIN_CAP
+        self.trees: dict[str, list[int]] = {}
+
+    def add_after(self, seq: int | None, name: str, delta: int) -> None:
+        """Move the bookings with a sequence number above ``seq`` (all of them when None)."""
+        pos = 1 if seq is None else max(1, seq - self.base + 2)
+        if not delta or pos > self.cap:
+            return
+        tree = self.trees.get(name)
+        if tree is None:
+            tree = self.trees[name] = [0] * (self.cap + 1)
+        while pos <= self.cap:
+            tree[pos] += delta
+            pos += pos & -pos
+
+    def value(self, seq: int, name: str) -> int:
+        """The sum of the moves that apply to booking ``seq`` on bucket ``name``."""
+        tree = self.trees.get(name)
+        if tree is None:
+            return 0
+        pos = seq - self.base + 1
+        total = 0
+        while pos > 0:
+            total += tree[pos]
+            pos -= pos & -pos
+        return total
+
+    def make_room(self, seq: int, pending: dict[int, Pending]) -> None:
+        """Make sure ``seq`` has a position; rebase when it has not (amortized O(1) per booking)."""
+        if seq - self.base < self.cap:
+            return
+        for entry_seq, entry in pending.items():
+            for name in entry.raw:
+                entry.raw[name] += self.value(entry_seq, name)
+        self.base = min(pending, default=seq)
+        span = seq - self.base + 1
+        cap = self.MIN_CAP
+        while cap < 2 * span:
+            cap *= 2
+        self.cap = cap
+        self.trees = {}
+
+
+@dataclass(slots=True)
+class Pending:
+    """A booking whose start lies in the future: per-bucket raw starts (see ``Shifts``)."""
+
+    raw: dict[str, int]
+    tokens: int
+    requests: int
+
+
 @dataclass(slots=True)
 class ScopeState:
     """Everything the limiter knows of one (base URL, key, model)."""
@@ -121,9 +193,16 @@ class ScopeState:
     pause_jitter_us: int = 0
     #: ``received_at`` of the newest snapshot applied; older ones are ignored.
     last_sync_at: float | None = None
-    #: Bookings whose start lies in the future: seq -> per-bucket earliest start (us), in seq order.
-    pending: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: Bookings whose start lies in the future (they are "waiting"), by sequence number.
+    pending: dict[int, Pending] = field(default_factory=dict)
+    #: Moves of the pending bookings' starts since they were booked (refunds, corrections).
+    shifts: Shifts = field(default_factory=Shifts)
     next_seq: int = 0
+    #: No pending booking has a sequence number below this (``advance``'s head pointer).
+    head: int = 0
+    #: Tokens and requests of the pending bookings: booked here, not yet counted by the server.
+    waiting_tokens: int = 0
+    waiting_requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +241,31 @@ def _bucket(state: ScopeState, name: str, limit: int, now: int) -> Bucket:
     return bucket
 
 
+def too_large_error(name: str, units: int, capacity: int) -> RequestTooLargeError:
+    """The error of a booking that can never fit bucket ``name`` (shared with the Redis backend)."""
+    counts_tokens = _COUNTS_TOKENS[name]
+    return RequestTooLargeError(
+        f"the request needs {units} {'tokens' if counts_tokens else 'requests'} but "
+        f"{name} is {capacity}; it can never be admitted (lower max_completion_tokens or the prompt)",
+        needed=units,
+        capacity=capacity,
+        limit_name=name,
+    )
+
+
+def max_wait_error(binding: str | None, wait: int, max_wait: int) -> LocalRateLimitError:
+    """The error of a booking refused because its wait (us) exceeds ``max_wait`` (us)."""
+    wait_s = wait / US
+    quota = None if binding == PAUSE else ("tokens" if _COUNTS_TOKENS.get(binding or "") else "requests")
+    return LocalRateLimitError(
+        f"local rate limit: {binding} would delay this request {wait_s:.3f}s, more than max_wait "
+        f"{max_wait / US:.3f}s; nothing was sent",
+        quota=quota,
+        retry_after=wait_s,
+        type="local_rate_limit",
+    )
+
+
 def reserve(
     state: ScopeState,
     limits: Mapping[str, int],
@@ -197,13 +301,7 @@ def reserve(
         bucket = _bucket(state, name, limit, now)
         units = tokens if bucket.counts_tokens else 1
         if units > bucket.limit:
-            raise RequestTooLargeError(
-                f"the request needs {units} {'tokens' if bucket.counts_tokens else 'requests'} but "
-                f"{name} is {bucket.limit}; it can never be admitted (lower max_completion_tokens or the prompt)",
-                needed=units,
-                capacity=bucket.limit,
-                limit_name=name,
-            )
+            raise too_large_error(name, units, bucket.limit)
         tat = bucket.tat if bucket.tat > now else now
         new_tat = tat + bucket.cost(units)
         allowed_at = new_tat - bucket.window_us
@@ -218,31 +316,33 @@ def reserve(
             start = resume
             binding = PAUSE
     if max_wait is not None and start - now > max_wait:
-        wait_s = (start - now) / US
-        quota = None if binding == PAUSE else ("tokens" if _COUNTS_TOKENS.get(binding or "") else "requests")
-        raise RateLimitError(
-            f"local rate limit: {binding} would delay this request {wait_s:.3f}s, more than max_wait "
-            f"{max_wait / US:.3f}s; nothing was sent",
-            quota=quota,
-            retry_after=wait_s,
-            type="local_rate_limit",
-        )
+        raise max_wait_error(binding, start - now, max_wait)
     for bucket, new_tat in plan:
         bucket.tat = new_tat
     seq = state.next_seq
     state.next_seq += 1
     if start > now:
-        state.pending[seq] = allowed
+        shifts = state.shifts
+        shifts.make_room(seq, state.pending)
+        # Raw values are relative to the moves already recorded at this position.
+        raw = {name: at - shifts.value(seq, name) for name, at in allowed.items()}
+        state.pending[seq] = Pending(raw, tokens, 1)
+        state.waiting_tokens += tokens
+        state.waiting_requests += 1
+    elif seq == state.head:
+        state.head = seq + 1
     return Booking(start, tuple(limits), tokens, 1, binding, jitter, seq)
 
 
 def _shift_pending(state: ScopeState, after_seq: int | None, name: str, delta: int) -> None:
-    """Move the start constraint on bucket ``name`` of pending bookings later than ``after_seq``."""
-    if not delta:
-        return
-    for seq, allowed in state.pending.items():
-        if (after_seq is None or seq > after_seq) and name in allowed:
-            allowed[name] += delta
+    """Move the start on bucket ``name`` of pending bookings later than ``after_seq`` (O(log n))."""
+    if delta and state.pending:
+        state.shifts.add_after(after_seq, name, delta)
+
+
+def _current_start(state: ScopeState, seq: int, entry: Pending) -> int:
+    shifts = state.shifts
+    return max((raw + shifts.value(seq, name) for name, raw in entry.raw.items()), default=0)
 
 
 def start_of(state: ScopeState, booking: Booking) -> int:
@@ -250,15 +350,37 @@ def start_of(state: ScopeState, booking: Booking) -> int:
 
     A booking with no pending entry could start when it was booked or has started since: 0, "now".
     """
-    allowed = state.pending.get(booking.seq)
-    if allowed is None:
-        return 0
-    return max(allowed.values(), default=0)
+    entry = state.pending.get(booking.seq)
+    return 0 if entry is None else _current_start(state, booking.seq, entry)
 
 
 def forget_started(state: ScopeState, booking: Booking) -> None:
-    """The booking started (or closed): it no longer moves with refunds."""
-    state.pending.pop(booking.seq, None)
+    """The booking started (or closed): it no longer waits nor moves with refunds."""
+    entry = state.pending.pop(booking.seq, None)
+    if entry is not None:
+        state.waiting_tokens -= entry.tokens
+        state.waiting_requests -= entry.requests
+
+
+def advance(state: ScopeState, now: int) -> None:
+    """Forget the pending bookings at the head of the queue whose start has come.
+
+    A head pointer over sequence numbers: closed ones are skipped, each number is passed once
+    (amortized O(1)). A booking behind a later-starting one (pause jitter) is forgotten when the
+    head reaches it; until then it still counts as waiting, for at most the jitter window.
+    """
+    pending = state.pending
+    head = state.head
+    while head < state.next_seq:
+        entry = pending.get(head)
+        if entry is not None:
+            if _current_start(state, head, entry) > now:
+                break
+            del pending[head]
+            state.waiting_tokens -= entry.tokens
+            state.waiting_requests -= entry.requests
+        head += 1
+    state.head = head
 
 
 def settle(state: ScopeState, booking: Booking, actual_tokens: int, now: int) -> None:

@@ -24,6 +24,7 @@ from cerebras_paygo.emulator.config import (
     OrgConfig,
     default_config,
 )
+from cerebras_paygo.emulator.facts import Facts, ModelFacts, ServerLimits, default_facts
 from cerebras_paygo.emulator.faults import EmulatedConnectionDrop
 from cerebras_paygo.emulator.server import EmulatorServer, run
 from cerebras_paygo.emulator.state import EmulatorState
@@ -41,12 +42,16 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorState",
+    "Facts",
     "FaultConfig",
     "ManualClock",
+    "ModelFacts",
     "OrgConfig",
+    "ServerLimits",
     "count_prompt",
     "count_text",
     "create_app",
     "default_config",
+    "default_facts",
     "run",
 ]

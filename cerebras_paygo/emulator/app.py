@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cerebras_paygo._catalog import Catalog
 from cerebras_paygo.emulator import errors
 from cerebras_paygo.emulator.clock import Clock
 from cerebras_paygo.emulator.config import EmulatorConfig
 from cerebras_paygo.emulator.content import GenerationSettings, generate
+from cerebras_paygo.emulator.facts import Facts
 from cerebras_paygo.emulator.limits import limit_message
 from cerebras_paygo.emulator.responses import (
     CompletionMeta,
@@ -92,7 +92,9 @@ async def _read_json(request: Request) -> Any:
     return json.loads(raw.decode("utf-8"))
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | SSEResponse:
+    # Starlette's Route awaits any ASGI callable the endpoint returns; a stream is our own
+    # ``SSEResponse`` (it can stall, pace and drop), not a starlette ``Response``.
     state = _state(request)
     request_id = f"req_{uuid.uuid4().hex}"
     org = state.org_for_key(_bearer(request))
@@ -160,7 +162,7 @@ async def chat_completions(request: Request) -> Response:
         injected = state.faults.before_admission()
         buckets = state.buckets(org.name, model, now)
         if injected == "unavailable":
-            response = _respond(
+            return _respond(
                 state,
                 503,
                 errors.service_unavailable(),
@@ -169,7 +171,6 @@ async def chat_completions(request: Request) -> Response:
                 request_id=request_id,
                 retry_after=1,
             )
-            return response
         if injected == "error":
             status = config.faults.error_status
             return _respond(
@@ -259,7 +260,7 @@ async def chat_completions(request: Request) -> Response:
             headers = {**stream_headers, "x-request-id": request_id}
             if latency > 0:
                 await asyncio.sleep(latency)
-            response = SSEResponse(
+            return SSEResponse(
                 stream_events(meta, choices, usage, timing),
                 headers=headers,
                 send_done=config.send_done,
@@ -268,7 +269,6 @@ async def chat_completions(request: Request) -> Response:
                 drop_after=drop_after,
                 on_close=lambda dropped: settle(completion_tokens, dropped=dropped),
             )
-            return response  # type: ignore[return-value]
 
         if latency + first_byte > 0:
             await asyncio.sleep(latency + first_byte)
@@ -434,7 +434,7 @@ def create_app(
     config: EmulatorConfig | None = None,
     *,
     clock: Clock | None = None,
-    catalog: Catalog | None = None,
+    facts: Facts | None = None,
     state: EmulatorState | None = None,
 ) -> Starlette:
     """The emulator as a Starlette app; ``app.state.emulator`` is its ``EmulatorState``.
@@ -443,8 +443,8 @@ def create_app(
         config: the run's configuration (default: two keys, ``csk-emulator-paygo`` and
             ``csk-emulator-free``).
         clock: the time source for buckets, recharges and windows (default: monotonic, advanceable).
-        catalog: a catalog instead of the packaged one (plus ``config.catalog_path``).
-        state: share an existing state instead of making one (``config``/``clock``/``catalog`` ignored).
+        facts: model facts instead of the packaged ones (plus ``config.catalog_path``).
+        state: share an existing state instead of making one (``config``/``clock``/``facts`` ignored).
     """
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -459,5 +459,5 @@ def create_app(
         Route("/_emulator/clock/advance", control_advance, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.state.emulator = state if state is not None else EmulatorState(config, clock=clock, catalog=catalog)
+    app.state.emulator = state if state is not None else EmulatorState(config, clock=clock, facts=facts)
     return app

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cerebras_paygo._ratelimit.limits import RateLimits
+from cerebras_paygo.emulator.facts import ServerLimits
 
 __all__ = [
     "FREE_KEY",
@@ -96,15 +96,16 @@ def _default_orgs() -> list[OrgConfig]:
 class EmulatorConfig(_Strict):
     """The whole configuration of one emulator run.
 
-    ``limits`` overrides the catalog's per-tier limits. Keys are scopes, later ones win:
+    ``limits`` overrides the facts' per-tier limits. Keys are scopes, later ones win:
     ``"*"``, ``"*/<model>"``, ``"<tier>"``, ``"<tier>/<model>"``, ``"<org>"``, ``"<org>/<model>"``;
-    values are ``RateLimits`` (or a dict of its fields). Only the fields given are overridden.
+    values are ``ServerLimits``, a dict of its fields, or anything with ``as_dict()`` giving one
+    (the client's ``RateLimits``). Only the fields given are overridden.
     """
 
     keys: dict[str, str] = Field(default_factory=lambda: {PAYGO_KEY: PAYGO_ORG, FREE_KEY: FREE_ORG})
     """API key -> org name."""
     orgs: list[OrgConfig] = Field(default_factory=_default_orgs)
-    limits: dict[str, RateLimits] = Field(default_factory=dict)
+    limits: dict[str, ServerLimits] = Field(default_factory=dict)
     max_concurrency: int | None = Field(default=None, ge=1)
     """More requests in flight than this get 429 ``queue_exceeded``."""
     send_done: bool = True
@@ -119,7 +120,9 @@ class EmulatorConfig(_Strict):
     """Run seed: the same request under the same seed gets the same answer."""
     faults: FaultConfig = Field(default_factory=FaultConfig)
     catalog_path: str | None = None
-    """A catalog override file merged over the packaged one (default: ``$CEREBRAS_PAYGO_CATALOG``)."""
+    """A file merged over the emulator's packaged facts by model id: the facts file's shape, or the
+    client catalog's (``models.json``). The client's ``$CEREBRAS_PAYGO_CATALOG`` is not read: the
+    emulator stands in for the server, which does not share the client's beliefs."""
     today: dt.date | None = None
     """The date used for retirements (default: the real date)."""
     prompt_cache: bool = True
@@ -133,7 +136,7 @@ class EmulatorConfig(_Strict):
     @classmethod
     def _coerce_limits(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: RateLimits.from_mapping(v) if isinstance(v, dict) else v for k, v in value.items()}
+            return {k: ServerLimits.coerce(v) for k, v in value.items()}
         return value
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerebras_paygo._catalog import ModelSpec
+from cerebras_paygo.emulator.facts import ModelFacts
 from cerebras_paygo.emulator.schemas import (
     STOPWORDS,
     PromptFacts,
@@ -106,7 +106,7 @@ class GeneratedChoice:
     reasoning_pieces: list[str] = field(default_factory=list)
 
 
-def reasoning_plan(body: Mapping[str, Any], spec: ModelSpec, base_tokens: int) -> ReasoningPlan | None:
+def reasoning_plan(body: Mapping[str, Any], spec: ModelFacts, base_tokens: int) -> ReasoningPlan | None:
     """Whether and how this request reasons (``None``: no reasoning)."""
     caps = spec.capabilities
     if not caps.reasoning:
@@ -282,7 +282,7 @@ def _tool_score(tool: Mapping[str, Any], user_text: str) -> int:
     return score
 
 
-def _choose_tools(body: Mapping[str, Any], spec: ModelSpec, messages: list[Mapping[str, Any]]) -> list[dict]:
+def _choose_tools(body: Mapping[str, Any], spec: ModelFacts, messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping) and t.get("type", "function") == "function"]
     choice = body.get("tool_choice") or "auto"
     if not tools or choice == "none":
@@ -373,7 +373,9 @@ def _json_schema(body: Mapping[str, Any], user_text: str, rng: random.Random) ->
     return instance(schema, PromptFacts.from_text(user_text), rng)
 
 
-def _content_for(body: Mapping[str, Any], messages: list[Mapping[str, Any]], settings: GenerationSettings, rng):
+def _content_for(
+    body: Mapping[str, Any], messages: list[Mapping[str, Any]], settings: GenerationSettings, rng: random.Random
+) -> str:
     user_text = _last_user_text(messages)
     response_format = body.get("response_format") or {}
     last_role = messages[-1].get("role") if messages else None
@@ -402,7 +404,9 @@ def _content_for(body: Mapping[str, Any], messages: list[Mapping[str, Any]], set
     return _fill(_TEXT_TEMPLATES, _topics(user_text), target, rng, "Here is a short answer about {t}.")
 
 
-def _reasoning_text(messages, calls: list[dict], plan: ReasoningPlan, rng: random.Random) -> list[str]:
+def _reasoning_text(
+    messages: list[Mapping[str, Any]], calls: list[dict[str, Any]], plan: ReasoningPlan, rng: random.Random
+) -> list[str]:
     topics = _topics(_last_user_text(messages))
     if calls:
         names = " and ".join(str((c.get("function") or {}).get("name")) for c in calls)
@@ -426,7 +430,9 @@ def _call_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(36):09x}"
 
 
-def generate(body: Mapping[str, Any], spec: ModelSpec, settings: GenerationSettings, index: int = 0):
+def generate(
+    body: Mapping[str, Any], spec: ModelFacts, settings: GenerationSettings, index: int = 0
+) -> GeneratedChoice:
     """One choice of a completion for ``body`` (already validated)."""
     rng = random.Random(_seed(body, settings.seed, index))
     messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]

@@ -1,6 +1,6 @@
 """Rate limits as the server keeps them: continuous token buckets per (org, model).
 
-Every limit of ``RateLimits`` (requests and tokens per minute, hour, day) is a bucket of ``limit``
+Every limit of ``ServerLimits`` (requests and tokens per minute, hour, day) is a bucket of ``limit``
 capacity refilled at ``limit / window`` per second. Admission takes 1 request and the reservation
 (prompt + ``max_completion_tokens``) from every bucket, or from none; ``refund`` returns what the
 completion did not use. Header values are read from the buckets: ``remaining`` is the level,
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cerebras_paygo._ratelimit.limits import LIMIT_WINDOWS, RateLimits
+from cerebras_paygo.emulator.facts import LIMIT_WINDOWS, ServerLimits
 
 __all__ = [
     "NO_LIMIT",
@@ -109,11 +109,11 @@ class Trip:
 class BucketSet:
     """The buckets of one (org, model)."""
 
-    def __init__(self, limits: RateLimits, now: float) -> None:
+    def __init__(self, limits: ServerLimits, now: float) -> None:
         self.buckets: dict[str, Bucket] = {}
         self.apply(limits, now)
 
-    def apply(self, limits: RateLimits, now: float) -> None:
+    def apply(self, limits: ServerLimits, now: float) -> None:
         wanted = dict(limits.items())
         if "requests_per_day" not in wanted:
             wanted["requests_per_day"] = NO_LIMIT
@@ -179,14 +179,14 @@ class BucketSet:
 
 
 def resolve_limits(
-    base: RateLimits,
-    overrides: Mapping[str, RateLimits],
+    base: ServerLimits,
+    overrides: Mapping[str, ServerLimits],
     *,
     org: str,
     tier: str,
     model: str,
-) -> RateLimits:
-    """The catalog's tier limits with the config's scoped overrides applied (most specific last)."""
+) -> ServerLimits:
+    """The facts' tier limits with the config's scoped overrides applied (most specific last)."""
     result = base
     for scope in ("*", f"*/{model}", tier, f"{tier}/{model}", org, f"{org}/{model}"):
         override = overrides.get(scope)
@@ -201,14 +201,14 @@ class RateLimiter:
     def __init__(self) -> None:
         self.sets: dict[tuple[str, str], BucketSet] = {}
 
-    def get(self, org: str, model: str, limits: RateLimits, now: float) -> BucketSet:
+    def get(self, org: str, model: str, limits: ServerLimits, now: float) -> BucketSet:
         key = (org, model)
         buckets = self.sets.get(key)
         if buckets is None:
             buckets = self.sets[key] = BucketSet(limits, now)
         return buckets
 
-    def reapply(self, resolve: Iterable[tuple[tuple[str, str], RateLimits]], now: float) -> None:
+    def reapply(self, resolve: Iterable[tuple[tuple[str, str], ServerLimits]], now: float) -> None:
         for key, limits in resolve:
             if key in self.sets:
                 self.sets[key].apply(limits, now)

@@ -54,7 +54,9 @@ def usage_body(
     return usage
 
 
-def time_info(prompt: int, completion: int, *, queue_s: float, tokens_per_second: float | None, seed: int) -> dict:
+def time_info(
+    prompt: int, completion: int, *, queue_s: float, tokens_per_second: float | None, seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     queue = round(queue_s + 0.0001 + rng.random() * 0.0004, 9)
     prompt_time = round(prompt / 40_000 + rng.random() * 0.001, 9)

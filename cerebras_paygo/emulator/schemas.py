@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -392,7 +393,9 @@ def _array(
     return values
 
 
-def _object(schema: dict[str, Any], root: dict[str, Any], facts: PromptFacts, rng: random.Random, depth: int) -> dict:
+def _object(
+    schema: dict[str, Any], root: dict[str, Any], facts: PromptFacts, rng: random.Random, depth: int
+) -> dict[str, Any]:
     properties = schema.get("properties") or {}
     required = [r for r in schema.get("required") or [] if isinstance(r, str)]
     result: dict[str, Any] = {}
@@ -414,10 +417,12 @@ def _object(schema: dict[str, Any], root: dict[str, Any], facts: PromptFacts, rn
     return result
 
 
-try:  # Python 3.11+
-    from re import _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# The regex parser moved (``sre_parse`` is deprecated from 3.11); a version check, which mypy
+# follows, rather than try/except, so each branch is type-checked against its own Python.
+if sys.version_info >= (3, 11):
+    from re import _parser as _sre_parse
+else:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse
 
 
 def _from_pattern(pattern: str, rng: random.Random) -> str:

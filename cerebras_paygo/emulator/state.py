@@ -10,12 +10,11 @@ import hashlib
 import threading
 from typing import Any
 
-from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo._ratelimit.limits import RateLimits
 from cerebras_paygo.emulator.billing import Ledger
 from cerebras_paygo.emulator.cache import PromptCache
 from cerebras_paygo.emulator.clock import Clock, ControllableClock
 from cerebras_paygo.emulator.config import EmulatorConfig, OrgConfig
+from cerebras_paygo.emulator.facts import Facts, ModelFacts, ServerLimits, default_facts
 from cerebras_paygo.emulator.faults import FaultState
 from cerebras_paygo.emulator.limits import BucketSet, RateLimiter, resolve_limits
 from cerebras_paygo.emulator.stats import Stats
@@ -24,33 +23,33 @@ __all__ = ["EmulatorState"]
 
 
 class EmulatorState:
-    """Config, catalog, buckets, balances, faults, prompt cache and stats of one run.
+    """Config, model facts, buckets, balances, faults, prompt cache and stats of one run.
 
     Args:
         config: the run's configuration (default: ``EmulatorConfig()``); ``reset()`` returns to it.
         clock: seconds as a float (default: a ``ControllableClock`` over ``time.monotonic``).
-        catalog: a catalog to use instead of loading one from ``config.catalog_path``.
+        facts: model facts to use instead of the packaged ones (plus ``config.catalog_path``).
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, clock: Clock | None = None, catalog: Catalog | None = None
+        self, config: EmulatorConfig | None = None, *, clock: Clock | None = None, facts: Facts | None = None
     ) -> None:
         self.lock = threading.RLock()
         self.clock: Clock = clock if clock is not None else ControllableClock()
-        self._fixed_catalog = catalog
+        self._fixed_facts = facts
         self.initial_config = config if config is not None else EmulatorConfig()
         self._install(self.initial_config)
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def _load_catalog(self, config: EmulatorConfig) -> Catalog:
-        if self._fixed_catalog is not None:
-            return self._fixed_catalog
-        return Catalog.load(config.catalog_path) if config.catalog_path else default_catalog()
+    def _load_facts(self, config: EmulatorConfig) -> Facts:
+        if self._fixed_facts is not None:
+            return self._fixed_facts
+        return Facts.load(config.catalog_path) if config.catalog_path else default_facts()
 
     def _install(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.catalog = self._load_catalog(config)
+        self.facts = self._load_facts(config)
         self.limiter = RateLimiter()
         self.ledger = Ledger(config.orgs)
         self.faults = FaultState(config.faults, config.seed)
@@ -82,7 +81,7 @@ class EmulatorState:
             self.config = new
             now = self.clock()
             if new.catalog_path != old.catalog_path:
-                self.catalog = self._load_catalog(new)
+                self.facts = self._load_facts(new)
             if new.orgs != old.orgs:
                 self.ledger.configure(new.orgs, keep=True)
             self.limiter.reapply(
@@ -128,26 +127,22 @@ class EmulatorState:
         name = self.config.keys.get(key)
         return self.config.org(name) if name is not None else None
 
-    def model_spec(self, model: str) -> ModelSpec | None:
-        """The spec of a model the API serves today; ``None`` for unknown or retired ids."""
-        if not isinstance(model, str) or model not in self.catalog:
-            return None
-        spec = self.catalog.get(model, warn=False)
-        return None if spec.is_retired(self.config.today) else spec
+    def model_spec(self, model: object) -> ModelFacts | None:
+        """The facts of a model the API serves today; ``None`` for unknown or retired ids."""
+        spec = self.facts.get(model) if isinstance(model, str) else None
+        return None if spec is None or spec.is_retired(self.config.today) else spec
 
-    def served_models(self) -> list[ModelSpec]:
-        return [
-            spec for spec in (self.catalog.get(i, warn=False) for i in self.catalog.ids()) if self.model_spec(spec.id)
-        ]
+    def served_models(self) -> list[ModelFacts]:
+        return self.facts.served(self.config.today)
 
-    def _limits(self, org: str, model: str) -> RateLimits:
+    def _limits(self, org: str, model: str) -> ServerLimits:
         config = self.org(org)
         tier = config.tier if config is not None else "paygo"
-        spec = self.catalog.get(model, warn=False) if model in self.catalog else None
-        base = spec.rate_limits(tier) if spec is not None else RateLimits()
+        spec = self.facts.get(model)
+        base = spec.rate_limits(tier) if spec is not None else ServerLimits()
         return resolve_limits(base, self.config.limits, org=org, tier=tier, model=model)
 
-    def limits_for(self, org: str, model: str) -> RateLimits:
+    def limits_for(self, org: str, model: str) -> ServerLimits:
         with self.lock:
             return self._limits(org, model)
 
@@ -164,7 +159,7 @@ class EmulatorState:
                 model = served[0].id if served else None
             if org is not None and model is not None:
                 return self.buckets(org, model, now).headers(now)
-            limits = self._limits(org or "", model) if model else RateLimits()
+            limits = self._limits(org or "", model) if model else ServerLimits()
             return BucketSet(limits, now).headers(now)
 
     # --- observability ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from cerebras_paygo._retry import (
     next_action,
     parse_retry_after,
 )
+from cerebras_paygo._wire import ResponseMeta
 from cerebras_paygo.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -25,6 +26,10 @@ from cerebras_paygo.errors import (
     CerebrasError,
     ConfigurationError,
     ContextWindowExceededError,
+    LocalContextWindowExceededError,
+    LocalPaymentRequiredError,
+    LocalRateLimitError,
+    MalformedResponseError,
     MissingAPIKeyError,
     ModelRetiredError,
     RateLimitError,
@@ -83,7 +88,10 @@ RAISE_AT_ONCE = [
         status(400, {"message": "Current length is 42328 while limit is 40000", "code": "context_length_exceeded"}),
         id="400-context-server",
     ),
-    pytest.param(ContextWindowExceededError("too long", local=True), id="context-local"),
+    pytest.param(LocalContextWindowExceededError("too long"), id="context-local"),
+    pytest.param(ContextWindowExceededError("too long", local=True), id="context-concept"),
+    pytest.param(LocalRateLimitError("limiter: over max_wait", quota="tokens", retry_after=2.0), id="429-local"),
+    pytest.param(LocalPaymentRequiredError("circuit open past max_wait", waited=600.0), id="402-local"),
     pytest.param(status(401, {"message": "Wrong API Key", "code": "wrong_api_key"}), id="401"),
     pytest.param(status(403, {"detail": "Not authenticated"}), id="403"),
     pytest.param(status(404, {"message": "Model x does not exist", "code": "model_not_found"}), id="404"),
@@ -121,6 +129,8 @@ BACKOFF = [
     pytest.param(status(400, {"message": "boom", "status_code": 500}), id="500-from-body-status"),
     pytest.param(APIConnectionError("connection refused"), id="connection"),
     pytest.param(APITimeoutError("read timeout"), id="timeout"),
+    pytest.param(MalformedResponseError("truncated JSON", status_code=200), id="malformed-200"),
+    pytest.param(MalformedResponseError("empty 307", status_code=307, maybe_admitted=False), id="malformed-307"),
 ]
 
 
@@ -554,3 +564,39 @@ def test_one_429_is_one_wait_then_one_request() -> None:
         waited += action.delay
     assert sent == 2
     assert waited == pytest.approx(1.2 + RESET_PAD)
+
+
+# --- headers are read from error.meta, parsed once at the edge ---------------------------------
+
+
+def test_retry_reads_the_meta_not_the_headers() -> None:
+    """The decision uses ``error.meta`` (what the transport parsed), never the raw headers again."""
+    meta = ResponseMeta.from_headers(
+        429, {"x-ratelimit-remaining-tokens-minute": "0", "x-ratelimit-reset-tokens-minute": "9"}
+    )
+    error = error_from_response(429, TOKENS_429, meta=meta)
+    action = decide(error)
+    assert action.kind == "rate_limited"
+    assert action.delay == pytest.approx(9 + RESET_PAD)
+    stale = error_from_response(503, {"message": "x"}, meta=ResponseMeta(status_code=503, should_retry=False))
+    assert decide(stale).kind == "raise"
+    hinted = error_from_response(503, {"message": "x"}, meta=ResponseMeta(status_code=503, retry_after=2.5))
+    assert decide(hinted, rng=FakeRng(0.0)).delay == pytest.approx(2.5)
+
+
+def test_odd_rate_limit_headers_on_a_429_fall_back_to_backoff() -> None:
+    """Issue 13 defect 5 on the retry path: ``inf`` resets are ignored, not raised."""
+    error = status(429, TOKENS_429, {"x-ratelimit-reset-tokens-minute": "inf", "retry-after": "1e400"})
+    action = decide(error, rng=FakeRng(0.0))
+    assert action.kind == "rate_limited"
+    assert "backoff" in action.reason
+
+
+def test_malformed_answer_after_content_is_not_retried() -> None:
+    error = MalformedResponseError("bad chunk", status_code=200, delivered_chunks=2)
+    assert decide(error).kind == "raise"
+
+
+def test_malformed_answer_honours_x_should_retry_false() -> None:
+    meta = ResponseMeta(status_code=200, should_retry=False)
+    assert decide(MalformedResponseError("bad", status_code=200, meta=meta)).kind == "raise"

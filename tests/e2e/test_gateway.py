@@ -58,17 +58,18 @@ async def test_achat(emulator, client: CerebrasClient) -> None:
     await client.aclose()
 
 
-def _collect(items: list[ChatCompletionChunk | CallInfo]) -> tuple[StreamAccumulator, CallInfo]:
-    assert isinstance(items[-1], CallInfo)
+def _collect(items: list[ChatCompletionChunk], info: CallInfo) -> tuple[StreamAccumulator, CallInfo]:
+    assert isinstance(info, CallInfo)
     acc = StreamAccumulator()
-    for item in items[:-1]:
+    for item in items:
         assert isinstance(item, ChatCompletionChunk)
         acc.add(item)
-    return acc, items[-1]
+    return acc, info
 
 
 def test_stream_yields_chunks_then_call_info(emulator, client: CerebrasClient) -> None:
-    acc, info = _collect(list(client.stream(request(max_completion_tokens=64))))
+    stream = client.stream(request(max_completion_tokens=64))
+    acc, info = _collect(list(stream), stream.info)
     assert acc.chunks > 2
     assert acc.usage is not None
     assert "".join(acc.content)
@@ -77,8 +78,9 @@ def test_stream_yields_chunks_then_call_info(emulator, client: CerebrasClient) -
 
 
 async def test_astream_yields_chunks_then_call_info(emulator, client: CerebrasClient) -> None:
-    items = [item async for item in client.astream(request(max_completion_tokens=64))]
-    acc, info = _collect(items)
+    stream = client.astream(request(max_completion_tokens=64))
+    items = [item async for item in stream]
+    acc, info = _collect(items, stream.info)
     assert acc.usage is not None
     assert info.attempts == 1
 

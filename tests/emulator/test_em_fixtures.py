@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cerebras_paygo._ratelimit.limits import RateLimits
-from cerebras_paygo.emulator import EmulatorServer, FaultConfig
+from cerebras_paygo.emulator import EmulatorServer, FaultConfig, ServerLimits
 from cerebras_paygo.emulator.pytest_plugin import AsgiEmulatorHandle, EmulatorHandle
 from tests.emulator._helpers import MODEL, chat
 
@@ -22,7 +21,7 @@ def test_emulator_handle_api(emulator, emulator_server):
 
 
 def test_configure_changes_this_test_only_part_1(emulator):
-    emulator.configure(limits={"*": RateLimits(requests_per_minute=1)}, faults=FaultConfig(unavailable_next=1))
+    emulator.configure(limits={"*": ServerLimits(requests_per_minute=1)}, faults=FaultConfig(unavailable_next=1))
     with emulator.client() as client:
         assert chat(client).status_code == 503
         assert chat(client).status_code == 200

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from cerebras_paygo._ratelimit.limits import RateLimits
+from cerebras_paygo.emulator import ServerLimits
 from cerebras_paygo.emulator.tokens import count_prompt
 from tests.emulator._helpers import GLM, MODEL, assert_rate_headers, chat
 
@@ -38,7 +38,7 @@ def _prompt(content: str, model: str = MODEL) -> int:
 
 
 def test_admission_reserves_then_refunds(emulator, client):
-    emulator.configure(limits={"*": RateLimits(tokens_per_minute=1000)})
+    emulator.configure(limits={"*": ServerLimits(tokens_per_minute=1000)})
     prompt = _prompt("Hello there")
     stream = chat(client, "Hello there", stream=True, max_completion_tokens=500)
     # a stream's headers are sent at admission: the whole reservation is out
@@ -56,7 +56,7 @@ def test_admission_reserves_then_refunds(emulator, client):
 
 
 def test_token_limit_trips_with_headers_and_no_retry_after(emulator, client):
-    emulator.configure(limits={"*": RateLimits(tokens_per_minute=1000)})
+    emulator.configure(limits={"*": ServerLimits(tokens_per_minute=1000)})
     assert chat(client, max_completion_tokens=400).status_code == 200
     refused = chat(client, max_completion_tokens=980)
     assert refused.status_code == 429
@@ -74,12 +74,12 @@ def test_token_limit_trips_with_headers_and_no_retry_after(emulator, client):
 
 
 def test_request_bigger_than_the_bucket_is_refused(emulator, client):
-    emulator.configure(limits={"*": RateLimits(tokens_per_minute=300)})
+    emulator.configure(limits={"*": ServerLimits(tokens_per_minute=300)})
     assert chat(client, max_completion_tokens=400).json()["code"] == "token_quota_exceeded"
 
 
 def test_retry_after_toggle(emulator, client):
-    emulator.configure(limits={"*": RateLimits(requests_per_minute=1)}, retry_after=True)
+    emulator.configure(limits={"*": ServerLimits(requests_per_minute=1)}, retry_after=True)
     assert chat(client).status_code == 200
     refused = chat(client)
     assert refused.status_code == 429
@@ -137,7 +137,7 @@ def test_daily_request_headers(emulator, client):
 
 
 def test_limits_are_per_org_and_model(emulator, client):
-    emulator.configure(limits={"*": RateLimits(requests_per_minute=1)})
+    emulator.configure(limits={"*": ServerLimits(requests_per_minute=1)})
     assert chat(client).status_code == 200
     assert chat(client).status_code == 429
     assert chat(client, model=GLM).status_code == 200  # another model, other buckets
@@ -161,9 +161,9 @@ def test_scoped_overrides(emulator, client):
 
 
 def test_limit_change_keeps_usage(emulator, client):
-    emulator.configure(limits={"*": RateLimits(tokens_per_minute=10_000)})
+    emulator.configure(limits={"*": ServerLimits(tokens_per_minute=10_000)})
     used = chat(client, max_completion_tokens=100).json()["usage"]["total_tokens"]
-    emulator.configure(limits={"*": RateLimits(tokens_per_minute=5_000)})
+    emulator.configure(limits={"*": ServerLimits(tokens_per_minute=5_000)})
     response = chat(client, max_completion_tokens=100)
     assert (
         int(response.headers["x-ratelimit-remaining-tokens-minute"])

@@ -264,11 +264,13 @@ def test_usage_without_details_has_no_detail_keys() -> None:
 
 
 def _run(items: list[Any]) -> list[ChatGenerationChunk]:
-    assembler = StreamAssembler("gpt-oss-120b")
-    out: list[ChatGenerationChunk] = []
-    for item in items:
-        out.extend(assembler.feed(item))
-    out.extend(assembler.close())
+    """Feed chunks as the core hands them over: the call's info (last item) is set with the last chunk."""
+    info = items[-1] if items and not isinstance(items[-1], ChatCompletionChunk) else None
+    chunks = items[:-1] if info is not None else items
+    assembler = StreamAssembler()
+    out = [assembler.feed(chunk, info if i == len(chunks) - 1 else None) for i, chunk in enumerate(chunks)]
+    if info is not None:
+        out.extend(assembler.finish(info))
     return out
 
 
@@ -317,8 +319,10 @@ def test_stream_usage_after_finish_reason_merges_without_doubling_strings() -> N
         }
     )
     chunks = _run([_chunk({"content": "x"}), finish, usage_only, _info()])
-    assert len(chunks) == 2
-    meta = chunks[-1].message.response_metadata
+    assert len(chunks) == 3
+    assert len([c for c in chunks if "model_name" in c.message.response_metadata]) == 1
+    full = chunks[0].message + chunks[1].message + chunks[2].message
+    meta = full.response_metadata
     assert meta["model_name"] == "gpt-oss-120b"
     assert meta["system_fingerprint"] == "fp_2"
 

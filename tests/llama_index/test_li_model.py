@@ -24,7 +24,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
 from pydantic import BaseModel
 
-from cerebras_paygo import MissingAPIKeyError
+from cerebras_paygo import CallInfo, MissingAPIKeyError
 from cerebras_paygo._catalog import UnknownModelWarning
 from cerebras_paygo._client import CerebrasClient
 from cerebras_paygo._payment import PaymentPolicy
@@ -212,7 +212,12 @@ def test_message_conversion_covers_the_roles_and_blocks() -> None:
         {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}},
     ]
     thinking_only = ChatMessage(role=MessageRole.ASSISTANT, blocks=[ThinkingBlock(content="hmm")])
-    assert message_to_wire(thinking_only).model_dump(exclude_none=True) == {"role": "assistant", "reasoning": "hmm"}
+    # The core's rule for both adapters: a turn that is not tool calls only sends content, "" if none.
+    assert message_to_wire(thinking_only).model_dump(exclude_none=True) == {
+        "role": "assistant",
+        "content": "",
+        "reasoning": "hmm",
+    }
     empty = ChatMessage(role=MessageRole.ASSISTANT, content="")
     assert message_to_wire(empty).model_dump(exclude_none=True) == {"role": "assistant", "content": ""}
     named_tool = ChatMessage(
@@ -225,7 +230,11 @@ def test_message_conversion_covers_the_roles_and_blocks() -> None:
         "name": "multiply",
     }
     from_kwargs = ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"reasoning_content": "r"})
-    assert message_to_wire(from_kwargs).model_dump(exclude_none=True) == {"role": "assistant", "reasoning": "r"}
+    assert message_to_wire(from_kwargs).model_dump(exclude_none=True) == {
+        "role": "assistant",
+        "content": "",
+        "reasoning": "r",
+    }
 
 
 def test_tool_selections_parse_arguments_and_default_to_an_empty_dict() -> None:
@@ -258,11 +267,25 @@ def _chunk(**fields: Any) -> ChatCompletionChunk:
     return ChatCompletionChunk.model_validate({"id": "c1", "model": "gpt-oss-120b", **fields})
 
 
-def test_stream_folder_assembles_split_tool_call_arguments_and_holds_the_terminal_chunk() -> None:
+INFO = CallInfo(
+    model="gpt-oss-120b",
+    tier="paygo",
+    rate_limits=None,
+    cost_usd=0.00042,
+    request_id="req-1",
+    attempts=1,
+    waited_s=0.0,
+    prompt_estimate=3,
+    max_completion_tokens=64,
+    dropped_messages=0,
+)
+
+
+def test_stream_folder_assembles_split_tool_call_arguments_and_the_last_chunk_carries_the_call() -> None:
     folder = StreamFolder()
     out = [
-        folder.feed(_chunk(choices=[{"index": 0, "delta": {"role": "assistant"}}])),
-        folder.feed(_chunk(choices=[{"index": 0, "delta": {"reasoning": "think"}}])),
+        folder.feed(_chunk(choices=[{"index": 0, "delta": {"role": "assistant"}}]), None),
+        folder.feed(_chunk(choices=[{"index": 0, "delta": {"reasoning": "think"}}]), None),
         folder.feed(
             _chunk(
                 choices=[
@@ -280,16 +303,19 @@ def test_stream_folder_assembles_split_tool_call_arguments_and_holds_the_termina
                         },
                     }
                 ]
-            )
+            ),
+            None,
         ),
         folder.feed(
-            _chunk(choices=[{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}])
+            _chunk(choices=[{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]),
+            None,
         ),
         folder.feed(
             _chunk(
                 choices=[{"index": 0, "delta": {"content": "!"}, "finish_reason": "tool_calls"}],
                 usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
-            )
+            ),
+            INFO,  # the core hands the last chunk over with the call's info set
         ),
     ]
     assert out[0] is None, "the role chunk says nothing"
@@ -298,14 +324,14 @@ def test_stream_folder_assembles_split_tool_call_arguments_and_holds_the_termina
     partial = [b for b in out[2].message.blocks if isinstance(b, ToolCallBlock)]
     assert [(b.tool_name, b.tool_kwargs) for b in partial] == [("f", '{"a"')], "unfinished arguments stay a string"
     assert tool_selections(out[2].message)[0].tool_kwargs == {}, "and select as {} until they parse"
-    assert out[4] is None, "the terminal chunk waits for the CallInfo"
-    final = folder.close()
+    final = out[4]
     assert final is not None
+    assert final.additional_kwargs["cost_usd"] == INFO.cost_usd
     assert final.delta == "!" and final.message.content == "!"
     assert final.additional_kwargs["total_tokens"] == 7 and final.additional_kwargs["finish_reason"] == "tool_calls"
     assert [(s.tool_id, s.tool_kwargs) for s in tool_selections(final.message)] == [("t1", {"a": 1})]
     assert final.message.additional_kwargs["tool_calls"][0]["function"]["arguments"] == '{"a": 1}'
-    assert folder.close() is None
+    assert folder.finish(INFO) is None, "the call's info is carried once"
 
 
 class _Inner(BaseModel):

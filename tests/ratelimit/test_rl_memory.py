@@ -19,7 +19,13 @@ from cerebras_paygo._ratelimit import (
 )
 from cerebras_paygo._settings import key_fingerprint
 from cerebras_paygo._wire import RateLimitSnapshot
-from cerebras_paygo.errors import ConfigurationError, RateLimitError, RequestTooLargeError
+from cerebras_paygo.errors import (
+    APIStatusError,
+    ConfigurationError,
+    LocalRateLimitError,
+    RateLimitError,
+    RequestTooLargeError,
+)
 
 LIMITS = RateLimits(requests_per_minute=60, tokens_per_minute=6000)
 
@@ -119,7 +125,10 @@ def test_max_wait_refusal_books_nothing(limiter: MemoryLimiter, scope: Scope) ->
         limiter.acquire(scope, LIMITS, 500, max_wait=1.0)
     assert info.value.quota == "tokens"
     assert info.value.retry_after == pytest.approx(5.0)
-    assert info.value.status_code == 429
+    # A local refusal had no response: no status code, and `except APIStatusError` does not catch it.
+    assert isinstance(info.value, LocalRateLimitError)
+    assert not isinstance(info.value, APIStatusError)
+    assert info.value.status_code is None
     assert levels(limiter, scope) == before
     assert limiter.stats(scope)[0].waiters == 0
     r = limiter.acquire(scope, LIMITS, 500, max_wait=5.0)

@@ -170,7 +170,7 @@ ERROR_CASES = [
             "param": "messages",
             "code": "context_length_exceeded",
         },
-        errors.ContextWindowExceededError,
+        errors.APIContextWindowExceededError,
     ),
     (
         401,
@@ -185,7 +185,7 @@ ERROR_CASES = [
             "param": "quota",
             "code": "payment_required",
         },
-        errors.PaymentRequiredError,
+        errors.APIPaymentRequiredError,
     ),
     (403, {"detail": "Not authenticated"}, errors.PermissionDeniedError),
     (
@@ -196,7 +196,7 @@ ERROR_CASES = [
             "param": "model",
             "code": "model_not_found",
         },
-        errors.ModelNotFoundError,
+        errors.APIModelNotFoundError,
     ),
     (422, {"detail": [{"loc": ["body"], "msg": "bad", "type": "value_error"}]}, errors.UnprocessableEntityError),
     (
@@ -207,7 +207,7 @@ ERROR_CASES = [
             "param": "quota",
             "code": "token_quota_exceeded",
         },
-        errors.RateLimitError,
+        errors.APIRateLimitError,
     ),
     (500, {"message": "internal"}, errors.ServerError),
     (503, "<html>Service Unavailable</html>", errors.ServiceUnavailableError),
@@ -224,6 +224,9 @@ def test_error_status_maps_to_class(
         transport.chat(PAYLOAD)
     err = info.value
     assert type(err) is cls
+    assert isinstance(err, errors.APIStatusError)
+    assert err.meta.status_code == status
+    assert err.meta.rate_limits.remaining["tokens-minute"] == 59000
     assert err.status_code == status
     assert err.request_id == "req-123"
     assert err.headers["x-ratelimit-remaining-tokens-minute"] == "59000"
@@ -231,9 +234,11 @@ def test_error_status_maps_to_class(
         assert err.code == body["code"]
         assert err.param == body["param"]
         assert err.message == body["message"]
-    if cls is errors.ContextWindowExceededError:
+    if cls is errors.APIContextWindowExceededError:
+        assert isinstance(err, errors.ContextWindowExceededError) and not err.local
         assert (err.current_length, err.limit) == (42328, 40000)
-    if cls is errors.RateLimitError:
+    if cls is errors.APIRateLimitError:
+        assert isinstance(err, errors.RateLimitError)
         assert err.quota == "tokens"
 
 

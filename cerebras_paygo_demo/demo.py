@@ -430,7 +430,7 @@ def _langchain_available() -> bool:
 
 def _start_emulator(stack: ExitStack, args: argparse.Namespace) -> Target | int:
     try:
-        from cerebras_paygo.emulator import EmulatorConfig, EmulatorServer, FaultConfig
+        from cerebras_paygo.emulator import EmulatorConfig, EmulatorServer, FaultConfig, ServerLimits
     except ImportError as exc:
         print(
             "cerebras-paygo demo: the embedded emulator needs the 'emulator' extra: "
@@ -438,11 +438,9 @@ def _start_emulator(stack: ExitStack, args: argparse.Namespace) -> Target | int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    from cerebras_paygo._ratelimit import RateLimits
-
     tpm = args.tpm or DEFAULT_TPM
     config = EmulatorConfig(
-        limits={"*": RateLimits(tokens_per_minute=tpm)},
+        limits={"*": ServerLimits(tokens_per_minute=tpm)},
         reasoning_tokens=8,  # short thoughts (4 at reasoning_effort="low"): the answers come from the context
         # A little latency so the batch looks like a network call, and a visible streaming pace.
         faults=FaultConfig(latency_s=0.05, tokens_per_second=40.0),
