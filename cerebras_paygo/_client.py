@@ -17,14 +17,15 @@ from pydantic import SecretStr
 
 from cerebras_paygo._async.drive import AsyncChatStream, arun
 from cerebras_paygo._async.transport import AsyncTransport
-from cerebras_paygo._billing import Budget, BudgetGuard, SpendMeter, shared_spend_meter
+from cerebras_paygo._billing import Budget, BudgetGuard, SpendMeter
 from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
 from cerebras_paygo._context import ContextOverflow, TokenEstimator, shared_estimator
 from cerebras_paygo._flow import CallConfig, CallFlow, CallInfo
-from cerebras_paygo._payment import PaymentPolicy, payment_circuit
-from cerebras_paygo._ratelimit import Limiter, RateLimits, Scope, shared_limiter
+from cerebras_paygo._payment import PaymentPolicy
+from cerebras_paygo._ratelimit import Limiter, RateLimits, Scope
 from cerebras_paygo._retry import RetryPolicy
 from cerebras_paygo._settings import Settings
+from cerebras_paygo._shared import BackendErrorPolicy, shared_state
 from cerebras_paygo._steps import Route
 from cerebras_paygo._sync.drive import ChatStream, run
 from cerebras_paygo._sync.transport import Transport
@@ -73,6 +74,13 @@ class CerebrasClient:
         context_window: a window to use instead of the catalog's for the tier.
         max_spend_usd: refuse requests whose worst-case cost would cross this budget.
         starting_balance_usd, warn_below_usd: warn when the estimated balance falls below a threshold.
+        redis_url: share the limiter, 429 pauses, 402 circuits, spend and budget with every process
+            on this Redis (``redis://``, ``rediss://``, ``redis+cluster://``; else
+            ``CEREBRAS_PAYGO_REDIS_URL``; neither: this process only).
+        redis: a ready ``redis.Redis`` / ``redis.asyncio.Redis`` / ``RedisCluster`` instead of a URL.
+        on_backend_error: when Redis fails: ``"local"`` (warn, use in-process state with limits and
+            budget divided by ``workers``) or ``"raise"`` (``BackendUnavailableError``).
+        workers: how many processes share the key (for the ``"local"`` fallback).
     """
 
     def __init__(
@@ -99,6 +107,10 @@ class CerebrasClient:
         async_http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
         integration: str = "cerebras-paygo",
+        redis_url: str | None = None,
+        redis: object = None,
+        on_backend_error: BackendErrorPolicy = "local",
+        workers: int = 1,
     ) -> None:
         if context_overflow not in _CONTEXT_OVERFLOWS:
             raise ConfigurationError(f"context_overflow must be one of {_CONTEXT_OVERFLOWS}, not {context_overflow!r}")
@@ -120,14 +132,15 @@ class CerebrasClient:
         if isinstance(rate_limits, Mapping):
             rate_limits = RateLimits.from_mapping(rate_limits)
         self.user_limits = rate_limits or RateLimits()
-        self.limiter: Limiter = limiter or shared_limiter()
+        self.shared = shared_state(redis_url=redis_url, redis=redis, on_backend_error=on_backend_error, workers=workers)
+        self.limiter: Limiter = limiter or self.shared.limiter
         self.estimator = estimator or shared_estimator()
-        self.spend_meter = spend_meter or shared_spend_meter()
+        self.spend_meter = spend_meter or self.shared.meter
         budget = Budget(
             max_spend_usd=max_spend_usd, starting_balance_usd=starting_balance_usd, warn_below_usd=warn_below_usd
         )
         self.budget_guard: BudgetGuard | None = (
-            BudgetGuard(budget, self.spend_meter)
+            self.shared.budget(budget, self.spend_meter, self.settings.fingerprint)
             if any(v is not None for v in (max_spend_usd, starting_balance_usd, warn_below_usd))
             else None
         )
@@ -160,7 +173,7 @@ class CerebrasClient:
             settings=settings,
             scope=Scope(base_url=settings.base_url, key_fingerprint=settings.fingerprint, model=spec.id),
             limits=limits,
-            circuit=payment_circuit(settings.fingerprint, self.payment_policy),
+            circuit=self.shared.circuit(settings.fingerprint, self.payment_policy),
             fallback=fallback,
         )
 

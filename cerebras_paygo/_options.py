@@ -115,6 +115,10 @@ class ClientOptions(BaseModel):
     async_http_client: httpx.AsyncClient | None = None
     default_headers: dict[str, str] | None = None
     proxy: str | None = None
+    redis_url: str | None = None
+    redis: Any = None
+    on_backend_error: Literal["local", "raise"] = "local"
+    workers: int = 1
     integration: str = "cerebras-paygo"
 
     def __init__(self, **data: Any) -> None:
@@ -160,6 +164,15 @@ class ClientOptions(BaseModel):
             values["rate_limits"] = RateLimits.from_mapping(limits)
         elif limits is not None and not isinstance(limits, RateLimits):
             raise ConfigurationError(f"rate_limits must be a mapping or a RateLimits, not {limits!r}")
+        _integer("workers", values.get("workers", 1), low=1)
+        if values.get("on_backend_error", "local") not in ("local", "raise"):
+            raise ConfigurationError(
+                f"on_backend_error must be 'local' or 'raise', not {values.get('on_backend_error')!r}"
+            )
+        url = values.get("redis_url")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if url is not None and (not isinstance(url, str) or not url.startswith(schemes)):
+            raise ConfigurationError(f"redis_url must be a URL starting with one of {schemes}, not {url!r}")
         policy = values.get("payment_policy")
         if policy is not None and not isinstance(policy, PaymentPolicy):
             raise ConfigurationError(f"payment_policy must be a PaymentPolicy, not {policy!r}")
@@ -200,6 +213,10 @@ class ClientOptions(BaseModel):
             http_client=http_client,
             async_http_client=async_client,
             default_headers=self.default_headers,
+            redis_url=self.redis_url,
+            redis=self.redis,
+            on_backend_error=self.on_backend_error,
+            workers=self.workers,
             integration=self.integration,
         )
 

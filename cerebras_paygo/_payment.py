@@ -28,24 +28,33 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import itertools
 import logging
 import math
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import SecretStr
 
 from cerebras_paygo._catalog import TIERS, Tier
-from cerebras_paygo.errors import ConfigurationError
+from cerebras_paygo._orgstate.fallback import BackendErrorPolicy, BackendGuard
+from cerebras_paygo.errors import BackendUnavailableError, ConfigurationError
 
 __all__ = [
+    "AsyncCircuitStore",
+    "CircuitStore",
+    "CircuitView",
     "Gate",
     "GateKind",
+    "GateReply",
+    "MemoryCircuitStore",
     "PaymentCircuit",
     "PaymentHook",
     "PaymentPolicy",
+    "PaymentReply",
     "acall_hook",
     "call_hook",
     "payment_circuit",
@@ -154,22 +163,103 @@ class Gate:
     outage_started: float | None = None
 
 
-class PaymentCircuit:
-    """The 402 state of one key fingerprint: closed or open, with one probe slot.
+@dataclass(frozen=True, slots=True)
+class GateReply:
+    """A circuit store's answer to ``gate``: the ``Gate`` plus the probe slot's token.
 
-    Get the process-wide instance with :func:`payment_circuit`. Every method takes ``now``
-    (``time.monotonic()``) and returns at once; all of them are thread-safe.
-
-    Args:
-        fingerprint: The key's fingerprint (``settings.key_fingerprint``), never the key.
-        policy: The default policy for calls that pass none.
-        probe_lease: Seconds after which a probe that never reported back is presumed lost.
+    Times are on the caller's clock (the ``now`` it passed). ``token`` identifies the probe slot
+    when ``kind == "probe"`` (report the probe's end with it); ``reclaimed`` says a probe that never
+    reported back lost its slot on the way (its lease ran out).
     """
 
-    def __init__(self, fingerprint: str, policy: PaymentPolicy | None = None, *, probe_lease: float = PROBE_LEASE):
-        self.fingerprint = fingerprint
-        self.policy = policy or PaymentPolicy()
-        self.probe_lease = probe_lease
+    kind: GateKind
+    wait_s: float = 0.0
+    outage_started: float | None = None
+    token: int = 0
+    reclaimed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReply:
+    """A circuit store's answer to ``payment_required``.
+
+    ``outage`` identifies the current outage (it only grows: a counter in memory, the outage's
+    start in Redis time on Redis); ``open`` is the state after the 402; ``opened``: this 402 opened it.
+    """
+
+    opened: bool
+    open: bool
+    outage: int
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitView:
+    """What a circuit store holds, for properties, dashboards and ``cerebras-paygo status``.
+
+    Times are on the caller's clock (``None``: not set).
+    """
+
+    state: Literal["unknown", "closed", "open"]
+    outage_started: float | None = None
+    next_probe_at: float | None = None
+    probe_started: float | None = None
+    closed_at: float | None = None
+    outages: int = 0
+
+    @property
+    def probe_in_flight(self) -> bool:
+        return self.probe_started is not None
+
+
+class CircuitStore(Protocol):
+    """The state of one key's circuit and its atomic steps (one lock hold, or one Redis round trip).
+
+    Every step takes the caller's ``now`` (``time.monotonic()``) and answers on that clock; a
+    remote store keeps its own (server) time and converts with ages. Backend failures raise
+    ``BackendUnavailableError``.
+    """
+
+    def gate(self, now: float, *, max_wait: float, probe_interval: float, probe_lease: float) -> GateReply: ...
+
+    def success(self, now: float, *, probe: bool, token: int, sent_at: float | None) -> float | None:
+        """Returns how long the outage lasted when this success closed the circuit, else None."""
+        ...
+
+    def payment_required(
+        self, now: float, *, probe: bool, token: int, sent_at: float | None, probe_interval: float
+    ) -> PaymentReply: ...
+
+    def probe_done(self, now: float, *, token: int) -> None: ...
+
+    def read(self, now: float) -> CircuitView: ...
+
+    def reset(self) -> None: ...
+
+
+class AsyncCircuitStore(Protocol):
+    """``CircuitStore`` for a backend whose I/O is awaited (same semantics)."""
+
+    async def gate(self, now: float, *, max_wait: float, probe_interval: float, probe_lease: float) -> GateReply: ...
+
+    async def success(self, now: float, *, probe: bool, token: int, sent_at: float | None) -> float | None: ...
+
+    async def payment_required(
+        self, now: float, *, probe: bool, token: int, sent_at: float | None, probe_interval: float
+    ) -> PaymentReply: ...
+
+    async def probe_done(self, now: float, *, token: int) -> None: ...
+
+    async def read(self, now: float) -> CircuitView: ...
+
+
+class MemoryCircuitStore:
+    """The circuit of one key in this process: the readable reference of the state machine.
+
+    ``lua/circuit_*.lua`` (in ``cerebras_paygo._orgstate``) are the same steps over a Redis hash.
+    State sits behind a ``threading.Lock`` held only for O(1) work.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open = False
         # Until the first answer on this key, nobody knows whether it has credit.
@@ -177,34 +267,218 @@ class PaymentCircuit:
         self._outage_started: float | None = None
         self._next_probe_at = 0.0
         self._probe_started: float | None = None
+        self._probe_token = 0
+        self._tokens = itertools.count(1)
         self._closed_at = -math.inf
         self._outages = 0
 
     def __repr__(self) -> str:
-        return f"PaymentCircuit(fingerprint={self.fingerprint!r}, state={self.state!r}, outages={self._outages})"
+        return "MemoryCircuitStore()"
 
-    @property
-    def state(self) -> Literal["unknown", "closed", "open"]:
-        if self._open:
-            return "open"
-        return "closed" if self._known else "unknown"
+    def _take_probe(self, now: float) -> int:
+        self._probe_started = now
+        self._probe_token = next(self._tokens)
+        return self._probe_token
 
-    @property
-    def is_open(self) -> bool:
-        return self._open
+    def _free_probe(self, token: int) -> None:
+        # Only the holder frees the slot: a prober whose lease ran out must not free its successor's.
+        if self._probe_started is not None and token == self._probe_token:
+            self._probe_started = None
 
-    @property
-    def outage_started(self) -> float | None:
-        return self._outage_started
+    def gate(self, now: float, *, max_wait: float, probe_interval: float, probe_lease: float) -> GateReply:
+        with self._lock:
+            reclaimed = False
+            if self._probe_started is not None and now - self._probe_started >= probe_lease:
+                self._probe_started = None
+                reclaimed = self._open
+            if not self._open:
+                if self._known:
+                    return GateReply("send")
+                if self._probe_started is None:
+                    return GateReply("probe", 0.0, None, self._take_probe(now))
+                return GateReply("wait", FIRST_ANSWER_POLL, None)
+            started = self._outage_started if self._outage_started is not None else now
+            if self._probe_started is None and now >= self._next_probe_at:
+                return GateReply("probe", 0.0, started, self._take_probe(now), reclaimed)
+            waited = now - started
+            if waited >= max_wait:
+                return GateReply("fail", 0.0, started, 0, reclaimed)
+            slot = self._next_probe_at - now if self._probe_started is None else min(probe_interval, PROBE_POLL)
+            wait_s = min(slot, probe_interval, max_wait - waited)
+            return GateReply("wait", max(wait_s, _MIN_WAIT), started, 0, reclaimed)
 
-    @property
-    def outages(self) -> int:
-        """How many outages this circuit has seen (opened) so far."""
-        return self._outages
+    def success(self, now: float, *, probe: bool, token: int, sent_at: float | None) -> float | None:
+        with self._lock:
+            if probe:
+                self._free_probe(token)
+            self._known = True
+            if not self._open:
+                return None
+            started = self._outage_started if self._outage_started is not None else now
+            if not probe and (sent_at is None or sent_at < started):
+                return None
+            self._open = False
+            self._outage_started = None
+            self._probe_started = None
+            self._closed_at = now
+            return now - started
 
-    @property
-    def probe_in_flight(self) -> bool:
-        return self._probe_started is not None
+    def payment_required(
+        self, now: float, *, probe: bool, token: int, sent_at: float | None, probe_interval: float
+    ) -> PaymentReply:
+        with self._lock:
+            if probe:
+                self._free_probe(token)
+            self._known = True
+            if self._open:
+                if probe:
+                    self._next_probe_at = now + probe_interval
+                return PaymentReply(False, True, self._outages)
+            if sent_at is not None and sent_at < self._closed_at:
+                return PaymentReply(False, False, self._outages)
+            self._open = True
+            self._outage_started = now
+            self._next_probe_at = now + probe_interval
+            self._probe_started = None
+            self._outages += 1
+            return PaymentReply(True, True, self._outages)
+
+    def probe_done(self, now: float, *, token: int) -> None:
+        del now  # the schedule does not change: the probe said nothing about the balance
+        with self._lock:
+            self._free_probe(token)
+
+    def read(self, now: float) -> CircuitView:
+        del now
+        with self._lock:
+            state: Literal["unknown", "closed", "open"] = (
+                "open" if self._open else "closed" if self._known else "unknown"
+            )
+            return CircuitView(
+                state=state,
+                outage_started=self._outage_started,
+                next_probe_at=self._next_probe_at if self._open else None,
+                probe_started=self._probe_started,
+                closed_at=None if self._closed_at == -math.inf else self._closed_at,
+                outages=self._outages,
+            )
+
+    def reset(self) -> None:
+        fresh = MemoryCircuitStore()
+        with self._lock:
+            for name in ("_open", "_known", "_outage_started", "_next_probe_at", "_probe_started", "_probe_token"):
+                setattr(self, name, getattr(fresh, name))
+            self._closed_at, self._outages = fresh._closed_at, fresh._outages
+
+
+T = TypeVar("T")
+
+
+class PaymentCircuit:
+    """The 402 state of one key fingerprint: closed or open, with one probe slot.
+
+    Get the process-wide instance with :func:`payment_circuit` (or, shared by every process on a
+    Redis, from ``cerebras_paygo._shared.shared_state``). Every method takes ``now``
+    (``time.monotonic()``) and returns at once; all of them are thread-safe; the ``a*`` twins await a
+    remote store's I/O.
+
+    Args:
+        fingerprint: The key's fingerprint (``settings.key_fingerprint``), never the key.
+        policy: The default policy for calls that pass none.
+        probe_lease: Seconds after which a probe that never reported back is presumed lost.
+        store: Where the state lives (default: a ``MemoryCircuitStore``, this process only).
+        async_store: The awaitable twin of ``store`` (Redis over ``redis.asyncio``).
+        on_backend_error: With a remote store: ``"local"`` (warn once, use this process's own
+            circuit until the store answers again) or ``"raise"`` (``BackendUnavailableError``).
+    """
+
+    def __init__(
+        self,
+        fingerprint: str,
+        policy: PaymentPolicy | None = None,
+        *,
+        probe_lease: float = PROBE_LEASE,
+        store: CircuitStore | None = None,
+        async_store: AsyncCircuitStore | None = None,
+        on_backend_error: BackendErrorPolicy = "local",
+    ):
+        self.fingerprint = fingerprint
+        self.policy = policy or PaymentPolicy()
+        self.probe_lease = probe_lease
+        self._remote = store is not None or async_store is not None
+        self._store: CircuitStore | None = store if self._remote else MemoryCircuitStore()
+        self._astore = async_store
+        self._local = MemoryCircuitStore()
+        self._guard = BackendGuard("payment circuit", logger, on_backend_error)
+        self._lock = threading.Lock()
+        # The probe slot this process holds (one at most: the slot is one for every process).
+        self._probe: tuple[object, int] | None = None
+        # Per store: the newest outage this process has reported (its hook runs once per outage).
+        self._seen: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        return f"PaymentCircuit(fingerprint={self.fingerprint!r}, state={self.state!r}, outages={self.outages})"
+
+    # --- dispatch: the store, or the local fallback ---------------------------------------------
+
+    def _sync_store(self) -> CircuitStore:
+        if self._store is None:
+            raise ConfigurationError("this payment circuit has only an asyncio Redis client: use the a* methods")
+        return self._store
+
+    def _run(self, call: Callable[[Any], T], source: object = None) -> tuple[T, object]:
+        if source is self._local or (self._remote and not self._guard.use_backend()):
+            return call(self._local), self._local
+        store = self._sync_store()
+        if not self._remote:
+            return call(store), store
+        try:
+            result = call(store)
+        except BackendUnavailableError as exc:
+            self._guard.failed(exc)
+            return call(self._local), self._local
+        self._guard.recovered()
+        return result, store
+
+    async def _arun(self, call: Callable[[Any], Any], source: object = None) -> tuple[Any, object]:
+        if source is self._local or (self._remote and not self._guard.use_backend()):
+            return call(self._local), self._local
+        if not self._remote:
+            return call(self._sync_store()), self._store
+        try:
+            if self._astore is not None:
+                astore: object = self._astore
+                result, where = await call(astore), astore
+            else:
+                import anyio.to_thread
+
+                store = self._sync_store()
+                result, where = await anyio.to_thread.run_sync(call, store), store
+        except BackendUnavailableError as exc:
+            self._guard.failed(exc)
+            return call(self._local), self._local
+        self._guard.recovered()
+        return result, where
+
+    def _same_source(self, where: object) -> object:
+        # The sync and async stores of one backend are one source (one Redis key).
+        return self._store if where is self._astore and self._store is not None else where
+
+    # --- gate -----------------------------------------------------------------------------------
+
+    def _gate_call(self, now: float, policy: PaymentPolicy | None) -> Callable[[Any], Any]:
+        pol = policy or self.policy
+        return lambda s: s.gate(
+            now, max_wait=pol.max_wait, probe_interval=pol.probe_interval, probe_lease=self.probe_lease
+        )
+
+    def _gated(self, reply: GateReply, where: object) -> Gate:
+        if reply.reclaimed:
+            logger.warning("payment probe for key %s never reported back; freeing its slot", self.fingerprint)
+        if reply.kind == "probe":
+            with self._lock:
+                self._probe = (self._same_source(where), reply.token)
+        return Gate(reply.kind, reply.wait_s, reply.outage_started)
 
     def gate(self, now: float, *, policy: PaymentPolicy | None = None) -> Gate:
         """May a caller send now? See :class:`Gate`.
@@ -214,30 +488,27 @@ class PaymentCircuit:
             policy: This caller's policy (``max_wait``, ``probe_interval``); the circuit's default
                 when ``None``. Clients that share a key may pass different policies.
         """
-        pol = policy or self.policy
+        reply, where = self._run(self._gate_call(now, policy))
+        return self._gated(reply, where)
+
+    async def agate(self, now: float, *, policy: PaymentPolicy | None = None) -> Gate:
+        """``gate`` for event loops."""
+        reply, where = await self._arun(self._gate_call(now, policy))
+        return self._gated(reply, where)
+
+    # --- reports --------------------------------------------------------------------------------
+
+    def _probe_of(self, probe: bool) -> tuple[object, int]:
+        """The (source, token) a probe's report goes to; the slot is forgotten here."""
+        if not probe:
+            return None, 0
         with self._lock:
-            if not self._open:
-                if self._known:
-                    return Gate("send")
-                if self._probe_started is not None and now - self._probe_started >= self.probe_lease:
-                    self._probe_started = None
-                if self._probe_started is None:
-                    self._probe_started = now
-                    return Gate("probe", 0.0, None)
-                return Gate("wait", FIRST_ANSWER_POLL, None)
-            started = self._outage_started if self._outage_started is not None else now
-            if self._probe_started is not None and now - self._probe_started >= self.probe_lease:
-                logger.warning("payment probe for key %s never reported back; freeing its slot", self.fingerprint)
-                self._probe_started = None
-            if self._probe_started is None and now >= self._next_probe_at:
-                self._probe_started = now
-                return Gate("probe", 0.0, started)
-            waited = now - started
-            if waited >= pol.max_wait:
-                return Gate("fail", 0.0, started)
-            slot = self._next_probe_at - now if self._probe_started is None else min(pol.probe_interval, PROBE_POLL)
-            wait_s = min(slot, pol.probe_interval, pol.max_wait - waited)
-            return Gate("wait", max(wait_s, _MIN_WAIT), started)
+            held, self._probe = self._probe, None
+        return held if held is not None else (None, 0)
+
+    def _closed(self, lasted: float | None) -> None:
+        if lasted is not None:
+            logger.info("credit is back for key %s after %.1f s; payment circuit closed", self.fingerprint, lasted)
 
     def on_success(self, now: float, *, probe: bool, sent_at: float | None = None) -> None:
         """A request on this key succeeded (call it as soon as a 2xx status arrives).
@@ -246,57 +517,112 @@ class PaymentCircuit:
         is given and the request was sent after the outage began; otherwise it may be a request
         admitted before the balance ran out, which proves nothing.
         """
+        source, token = self._probe_of(probe)
+        lasted, _ = self._run(lambda s: s.success(now, probe=probe, token=token, sent_at=sent_at), source)
+        self._closed(lasted)
+
+    async def aon_success(self, now: float, *, probe: bool, sent_at: float | None = None) -> None:
+        """``on_success`` for event loops."""
+        source, token = self._probe_of(probe)
+        lasted, _ = await self._arun(lambda s: s.success(now, probe=probe, token=token, sent_at=sent_at), source)
+        self._closed(lasted)
+
+    def _payment_call(
+        self, now: float, probe: bool, token: int, sent_at: float | None, policy: PaymentPolicy | None
+    ) -> Callable[[Any], Any]:
+        interval = (policy or self.policy).probe_interval
+        return lambda s: s.payment_required(now, probe=probe, token=token, sent_at=sent_at, probe_interval=interval)
+
+    def _reported(self, reply: PaymentReply, where: object) -> bool:
+        if reply.opened:
+            logger.warning("402 payment required for key %s: payment circuit open", self.fingerprint)
+        if not reply.open:
+            return False
+        key = id(self._same_source(where))
         with self._lock:
-            if probe:
-                self._probe_started = None
-            self._known = True
-            if not self._open:
-                return
-            started = self._outage_started if self._outage_started is not None else now
-            if not probe and (sent_at is None or sent_at < started):
-                return
-            self._open = False
-            self._outage_started = None
-            self._probe_started = None
-            self._closed_at = now
-        logger.info("credit is back for key %s after %.1f s; payment circuit closed", self.fingerprint, now - started)
+            new = reply.outage > self._seen.get(key, 0)
+            if new:
+                self._seen[key] = reply.outage
+        return new
 
     def on_payment_required(
         self, now: float, *, probe: bool, sent_at: float | None = None, policy: PaymentPolicy | None = None
     ) -> bool:
-        """A request on this key got 402. Returns ``True`` exactly once per outage (call the hook then).
+        """A request on this key got 402. Returns ``True`` once per outage in this process (call the hook then).
 
         Opens the circuit if closed. A failed probe frees the probe slot and schedules the next
         probe ``probe_interval`` later. A 402 of a request sent (``sent_at``) before the circuit
-        last closed is stale and ignored.
+        last closed is stale and ignored. With a shared store, another process may have opened the
+        outage: this process's first 402 of it still returns ``True``, so every process's hook
+        hears of an outage once at most.
         """
-        interval = (policy or self.policy).probe_interval
-        with self._lock:
-            if probe:
-                self._probe_started = None
-            self._known = True
-            if self._open:
-                if probe:
-                    self._next_probe_at = now + interval
-                return False
-            if sent_at is not None and sent_at < self._closed_at:
-                return False
-            self._open = True
-            self._outage_started = now
-            self._next_probe_at = now + interval
-            self._probe_started = None
-            self._outages += 1
-        logger.warning("402 payment required for key %s: payment circuit open", self.fingerprint)
-        return True
+        source, token = self._probe_of(probe)
+        reply, where = self._run(self._payment_call(now, probe, token, sent_at, policy), source)
+        return self._reported(reply, where)
+
+    async def aon_payment_required(
+        self, now: float, *, probe: bool, sent_at: float | None = None, policy: PaymentPolicy | None = None
+    ) -> bool:
+        """``on_payment_required`` for event loops."""
+        source, token = self._probe_of(probe)
+        reply, where = await self._arun(self._payment_call(now, probe, token, sent_at, policy), source)
+        return self._reported(reply, where)
 
     def on_probe_done(self, now: float) -> None:
         """The probe ended with neither success nor 402 (5xx, timeout, 429, cancellation): free its slot.
 
-        The next caller may probe at once; call it from a ``finally`` so a slot is never held.
+        The next caller (of any process) may probe at once; call it from a ``finally`` so a slot is
+        never held.
         """
-        del now  # the schedule does not change: the probe said nothing about the balance
-        with self._lock:
-            self._probe_started = None
+        source, token = self._probe_of(True)
+        if token:
+            self._run(lambda s: s.probe_done(now, token=token), source)
+
+    async def aon_probe_done(self, now: float) -> None:
+        """``on_probe_done`` for event loops."""
+        source, token = self._probe_of(True)
+        if token:
+            await self._arun(lambda s: s.probe_done(now, token=token), source)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def view(self, now: float | None = None) -> CircuitView:
+        """The circuit's state (from the store; the local fallback while it is down)."""
+        at = time.monotonic() if now is None else now
+        view: CircuitView = self._run(lambda s: s.read(at))[0]
+        return view
+
+    async def aview(self, now: float | None = None) -> CircuitView:
+        """``view`` for event loops."""
+        at = time.monotonic() if now is None else now
+        view: CircuitView = (await self._arun(lambda s: s.read(at)))[0]
+        return view
+
+    @property
+    def state(self) -> Literal["unknown", "closed", "open"]:
+        return self.view().state
+
+    @property
+    def is_open(self) -> bool:
+        return self.view().state == "open"
+
+    @property
+    def outage_started(self) -> float | None:
+        return self.view().outage_started
+
+    @property
+    def outages(self) -> int:
+        """How many outages this circuit has seen (opened) so far."""
+        return self.view().outages
+
+    @property
+    def probe_in_flight(self) -> bool:
+        return self.view().probe_in_flight
+
+    @property
+    def backend_down(self) -> bool:
+        """True while a remote store failed and this process uses its own circuit."""
+        return self._guard.down
 
 
 _registry_lock = threading.Lock()

@@ -29,11 +29,19 @@ __all__ = [
     "env_tier",
     "key_fingerprint",
     "normalize_base_url",
+    "redis_url_from_env",
 ]
 
 DEFAULT_BASE_URL = "https://api.cerebras.ai/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 INTEGRATION_HEADER = "X-Cerebras-3rd-Party-Integration"
+#: The Redis a fleet of processes shares its state through, when ``redis_url=`` is not given.
+REDIS_URL_ENV = "CEREBRAS_PAYGO_REDIS_URL"
+
+
+def redis_url_from_env() -> str | None:
+    """``$CEREBRAS_PAYGO_REDIS_URL`` (``None`` when unset or empty): the one place it is read."""
+    return os.environ.get(REDIS_URL_ENV) or None
 
 
 #: The environment variables the package reads, all of them, and only here.

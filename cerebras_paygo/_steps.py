@@ -166,6 +166,9 @@ class CheckCircuit(SharedStep[CircuitGate]):
     def run(self) -> CircuitGate:
         return self.circuit.gate(self.now, policy=self.policy)
 
+    async def arun(self) -> CircuitGate:
+        return await self.circuit.agate(self.now, policy=self.policy)
+
 
 @dataclass(frozen=True, slots=True)
 class HoldBudget(SharedStep["BudgetToken | None"]):
@@ -178,6 +181,9 @@ class HoldBudget(SharedStep["BudgetToken | None"]):
 
     def run(self) -> BudgetToken | None:
         return self.guard.hold(self.worst_case_usd)
+
+    async def arun(self) -> BudgetToken | None:
+        return await self.guard.ahold(self.worst_case_usd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,9 @@ class Credit(SharedStep[None]):
 
     def run(self) -> None:
         self.circuit.on_success(self.now, probe=self.probe, sent_at=self.sent_at)
+
+    async def arun(self) -> None:
+        await self.circuit.aon_success(self.now, probe=self.probe, sent_at=self.sent_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +290,29 @@ class Close(SharedStep[Closed]):
                 await self.limiter.asettle(fate.reservation, fate.settle_tokens)
         if fate.snapshot is not None:
             await self.limiter.aapply_headers(route.scope, route.limits, fate.snapshot)
-        return self._close_rest()
+        fate = self.fate
+        cost = 0.0
+        if fate.usage is not None:
+            scope = fate.route.scope
+            cost = await self.meter.arecord(scope.key_fingerprint, scope.model, fate.usage, fate.prices)
+        elif fate.budget == "worst_case":
+            cost = fate.worst_case_usd
+        if fate.budget_token is not None and self.budget is not None:
+            if fate.budget == "release":
+                await self.budget.arelease(fate.budget_token)
+            else:
+                await self.budget.asettle(fate.budget_token, cost)
+        new_outage = False
+        if fate.circuit == "payment":
+            new_outage = await fate.route.circuit.aon_payment_required(
+                self.now(), probe=fate.probe, sent_at=fate.sent_at, policy=self.policy
+            )
+        elif fate.circuit == "probe_done":
+            await fate.route.circuit.aon_probe_done(self.now())
+        return Closed(cost_usd=cost, new_outage=new_outage)
 
     def _close_rest(self) -> Closed:
+        # The sync twin of the second half of ``arun`` (meter, budget, circuit).
         fate = self.fate
         cost = 0.0
         if fate.usage is not None:

@@ -185,6 +185,17 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """A window to use instead of the catalog's for the tier (e.g. a smaller one of your own)."""
     deadline: float | None = None
     """Seconds a whole call may take, waits, retries and the stream's last chunk included."""
+    redis_url: str | None = Field(default=None, exclude=True, repr=False)
+    """Share rate limits, 429 pauses, the 402 circuit, spend and budget with every process on the key
+    (``CEREBRAS_PAYGO_REDIS_URL`` when not given); in-process state when neither is set. Never
+    serialized or shown: the URL may hold a password."""
+    redis: Any = Field(default=None, exclude=True, repr=False)
+    """A ready ``redis.Redis`` / ``redis.asyncio.Redis`` / ``RedisCluster`` client instead of ``redis_url``."""
+    on_backend_error: Literal["local", "raise"] = "local"
+    """When Redis fails: ``"local"`` (warn, fall back to in-process state with limits and budget divided
+    by ``workers``) or ``"raise"`` (``BackendUnavailableError``)."""
+    workers: int = 1
+    """How many processes share the key (for the ``"local"`` fallback)."""
     client: CerebrasClient | None = Field(default=None, exclude=True, repr=False)
     """A ``CerebrasClient`` to share between instances (its settings then win over the ones above)."""
 
@@ -327,6 +338,10 @@ class ChatCerebras(ClientOwner, BaseChatModel):
             async_http_client=self.http_async_client,
             default_headers=self.default_headers,
             proxy=self.cerebras_proxy,
+            redis_url=self.redis_url,
+            redis=self.redis,
+            on_backend_error=self.on_backend_error,
+            workers=self.workers,
             integration=INTEGRATION_NAME,
         )
 
@@ -341,7 +356,7 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     def _shared_on_copy(self) -> tuple[object, ...]:
         # The HTTP clients are the caller's: a deep copy uses them too (``ClientOwner`` decides
         # the rest: a copy builds its own core client, a pickle leaves it out).
-        return (*super()._shared_on_copy(), self.http_client, self.http_async_client)
+        return (*super()._shared_on_copy(), self.http_client, self.http_async_client, self.redis)
 
     # --- requests -----------------------------------------------------------------------------
 

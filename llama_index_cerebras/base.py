@@ -161,6 +161,20 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         default=None, exclude=True, repr=False, description="The httpx.AsyncClient to send async requests with."
     )
     default_headers: dict[str, str] | None = Field(default=None, description="Headers added to every request.")
+    redis_url: str | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description=(
+            "Share rate limits, 429 pauses, the 402 circuit, spend and budget with every process on the key "
+            "(CEREBRAS_PAYGO_REDIS_URL when not given); in-process state when neither is set."
+        ),
+    )
+    redis: Any = Field(default=None, exclude=True, repr=False, description="A ready redis client instead of redis_url.")
+    on_backend_error: Literal["local", "raise"] = Field(
+        default="local", description="When Redis fails: 'local' (warn, fall back, divided by workers) or 'raise'."
+    )
+    workers: int = Field(default=1, description="How many processes share the key (for the local fallback).")
     max_retries: int = Field(
         default=2,
         ge=0,
@@ -316,12 +330,16 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
             http_client=self.http_client,
             async_http_client=self.async_http_client,
             default_headers=self.default_headers,
+            redis_url=self.redis_url,
+            redis=self.redis,
+            on_backend_error=self.on_backend_error,
+            workers=self.workers,
             integration=INTEGRATION_NAME,
         )
 
     def _shared_on_copy(self) -> tuple[object, ...]:
         # The HTTP clients are the caller's: a deep copy uses them too.
-        return (*super()._shared_on_copy(), self.http_client, self.async_http_client)
+        return (*super()._shared_on_copy(), self.http_client, self.async_http_client, self.redis)
 
     # --- requests -----------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Subcommands register themselves in ``_SUBCOMMANDS`` as ``(name, add_parser)``; each ``add_parser``
 adds its options and sets ``func`` (``args -> exit code``). ``emulate`` serves the local emulator,
-``models`` prints the catalog, ``check`` tries a setup with one tiny request; the bodies of the last
-two live in ``cerebras_paygo._cli``. More subcommands come from the ``cerebras_paygo.commands`` entry
-point group: ``demo`` (the whole library on the embedded emulator, package ``cerebras_paygo_demo``).
+``models`` prints the catalog, ``check`` tries a setup with one tiny request, ``status`` shows a
+fleet's shared state in Redis; their bodies live in ``cerebras_paygo._cli``. More subcommands come
+from the ``cerebras_paygo.commands`` entry point group: ``demo`` (the whole library on the
+embedded emulator, package ``cerebras_paygo_demo``).
 """
 
 from __future__ import annotations
@@ -251,12 +252,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     return check.run(args)
 
 
+# --- status ---------------------------------------------------------------------------------
+
+
+def _add_status(subparsers: Any) -> None:
+    from cerebras_paygo._cli import status
+
+    parser = subparsers.add_parser(
+        "status",
+        help="show the fleet's shared quota, 402 circuits and spend from Redis",
+        description=(
+            "Read the state every process on a Redis shares: each limiter scope's buckets (level, capacity, "
+            "waiters) and 429 pause, each key fingerprint's 402 payment circuit and outage, and spend and budget."
+        ),
+    )
+    status.add_arguments(parser)
+    parser.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cerebras_paygo._cli import status
+
+    return status.run(args)
+
+
 # --- the parser -------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[tuple[str, Callable[[Any], None]]] = [
     ("emulate", _add_emulate),
     ("models", _add_models),
     ("check", _add_check),
+    ("status", _add_status),
 ]
 
 #: Entry point group of plug-in subcommands: each entry point names a ``register(subparsers)``
