@@ -202,11 +202,15 @@ class _Calibration:
 
 @dataclass(frozen=True)
 class Estimate:
-    """What an estimate was made of, for ``observe``: its raw parts, its low end's raw count, exactness."""
+    """What an estimate was made of, for ``observe``: its raw parts, its low end's raw count, exactness.
+
+    ``known``: the estimate is the server's own count of the prompt (nothing to learn from it).
+    """
 
     parts: RawParts
     low: float
     exact: bool
+    known: bool = False
 
 
 def _ridge(gram: Sequence[Sequence[float]], moment: Sequence[float]) -> RawParts:

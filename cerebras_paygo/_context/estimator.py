@@ -17,6 +17,8 @@ the rate limiter reserves the high end (``estimate_request``).
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 import os
 import threading
@@ -190,6 +192,9 @@ class TokenEstimator:
         self._text_cache: dict[tuple[int, int, object], tuple[TextParts, float]] = {}  # atomic dict ops
         self._lock = threading.Lock()
         self._state: dict[str, _Calibration] = {}
+        # Prompts the server has counted for us (its context_length_exceeded says how long), per model:
+        # request digest -> prompt tokens. Sending the same prompt again is then counted exactly.
+        self._server_counts: dict[str, collections.OrderedDict[bytes, int]] = {}
 
     # -- counting (pure) --
 
@@ -397,9 +402,60 @@ class TokenEstimator:
         return self.breakdown(request).parts
 
     def band(self, request: ChatCompletionRequest) -> TokenBand:
-        """The band that holds ``request``'s prompt tokens, calibrated; the high end is remembered for ``observe``."""
+        """The band that holds ``request``'s prompt tokens, calibrated; the high end is remembered for ``observe``.
+
+        A prompt the server has counted (``remember_server_count``) is that count, exactly.
+        """
+        known = self.server_count(request.model, request)
+        if known is not None:
+            return self.known_band(request.model, known)
         breakdown = self.breakdown(request)
         return self.bounds(request.model, breakdown.parts, breakdown.low, breakdown.exact)
+
+    # -- prompts the server has counted --
+
+    def server_count(self, model: str, request: ChatCompletionRequest) -> int | None:
+        """The prompt tokens the server counted for this same prompt of ``model`` (None: never counted).
+
+        Free when nothing is remembered for ``model``; else one hash of the prompt's fields.
+        """
+        with self._lock:
+            remembered = self._server_counts.get(model)
+            if not remembered:
+                return None
+        digest = prompt_digest(request)
+        with self._lock:
+            count = remembered.get(digest)
+            if count is not None:
+                remembered.move_to_end(digest)
+        return count
+
+    def remember_server_count(self, model: str, request: ChatCompletionRequest, prompt_tokens: int) -> None:
+        """Remember the server's count of ``request``'s prompt for ``model`` (a bounded LRU per model)."""
+        if prompt_tokens <= 0:
+            return
+        digest = prompt_digest(request)
+        with self._lock:
+            remembered = self._server_counts.get(model)
+            if remembered is None:
+                if len(self._server_counts) >= _SERVER_COUNT_MODELS:
+                    del self._server_counts[next(iter(self._server_counts))]
+                remembered = self._server_counts[model] = collections.OrderedDict()
+            remembered[digest] = int(prompt_tokens)
+            remembered.move_to_end(digest)
+            while len(remembered) > _SERVER_COUNTS:
+                remembered.popitem(last=False)
+
+    def known_band(self, model: str, count: int, *, remember: bool = True) -> TokenBand:
+        """``TokenBand(count, count, exact=True)`` for a count the server gave; remembered for ``observe``."""
+        band = TokenBand(count, count, True)
+        if remember and count > 0:
+            with self._lock:
+                state = self._state.get(model)
+                if state is None:
+                    state = self._state[model] = _Calibration(self._prior_scale, self._mix)
+                self._remember(state, count, Estimate((float(count), 0.0, 0.0, 0.0, 0.0, 0.0), count, True, known=True))
+        return band
 
     def estimate_request(self, request: ChatCompletionRequest) -> int:
         """The high end of ``band(request)``: what the rate limiter reserves."""
@@ -535,6 +591,8 @@ class TokenEstimator:
             if state is None:
                 state = self._state[model] = _Calibration(self._prior_scale, self._mix)
             entry = state.recent.get(estimated)
+            if entry is not None and entry.known:
+                return  # the server's own count of this prompt: nothing to learn about our counting
             if entry is not None and entry.exact:
                 # an exact count: learn how far the server's count is from it
                 state.diffs.append(actual_prompt_tokens - round(sum(entry.parts)))
@@ -616,12 +674,15 @@ class TokenEstimator:
         err: ContextWindowExceededError,
         estimated_prompt: int,
         max_completion_tokens: int,
+        request: ChatCompletionRequest | None = None,
     ) -> int | None:
         """Learn from a server ``context_length_exceeded`` ("Current length is X while limit is Y").
 
         X is the prompt plus the ``max_completion_tokens`` reservation, so the real prompt is
-        ``X - max_completion_tokens``; it is fed to ``observe``. Returns that prompt length, or
-        ``None`` when the error carries no length or was raised locally (our own estimate).
+        ``X - max_completion_tokens``; it is fed to ``observe`` and, given the ``request`` that was
+        sent, remembered as that prompt's exact count (``remember_server_count``): the same prompt
+        sent again is refused locally, with certainty. Returns that prompt length, or ``None`` when
+        the error carries no length or was raised locally (our own estimate).
         """
         if err.local or err.current_length is None:
             return None
@@ -629,6 +690,8 @@ class TokenEstimator:
         if actual <= 0:
             return None
         self.observe(model, estimated_prompt, actual)
+        if request is not None:
+            self.remember_server_count(model, request, actual)
         return actual
 
     def calibration(self, model: str) -> CalibrationStats:
@@ -663,8 +726,22 @@ class TokenEstimator:
         with self._lock:
             if model is None:
                 self._state.clear()
+                self._server_counts.clear()
             else:
                 self._state.pop(model, None)
+                self._server_counts.pop(model, None)
+
+
+_SERVER_COUNTS = 256  # prompts remembered per model
+_SERVER_COUNT_MODELS = 64
+#: The request fields the server's prompt is rendered from (not max_completion_tokens, stream, sampling...).
+_PROMPT_FIELDS = frozenset({"messages", "tools", "tool_choice", "response_format", "reasoning_effort", "clear_thinking"})
+
+
+def prompt_digest(request: ChatCompletionRequest) -> bytes:
+    """A digest of what ``request``'s prompt is rendered from: equal digests, equal prompts (no text kept)."""
+    data = request.model_dump_json(include=set(_PROMPT_FIELDS), exclude_none=True)
+    return hashlib.blake2b(data.encode("utf-8"), digest_size=16).digest()
 
 
 def _undated(text: str) -> str:

@@ -133,7 +133,12 @@ def plan_context(
     scale = estimator.scale(key)  # one snapshot for every check of this plan
     exact = breakdown.exact
 
-    def band_of(parts: RawParts, low: float) -> TokenBand:
+    # The server's own count of this very prompt, when a context_length_exceeded told it: exact.
+    known = estimator.server_count(key, request)
+
+    def band_of(parts: RawParts, low: float, dropped: int = 0) -> TokenBand:
+        if known is not None and not dropped:
+            return estimator.known_band(key, known, remember=False)
         return estimator.bounds(key, parts, low, exact, scale=scale, remember=False)
 
     # The completion that must fit: the caller's value, or (for a default) the floor it may drop to.
@@ -151,10 +156,15 @@ def plan_context(
     dropped = 0
     if band_of(raw_total, raw_low).low + needed > limit and overflow == "trim_history":
         messages, raw_total, raw_low, dropped = _trim(
-            messages, costs, lows, raw_total, raw_low, lambda raw, low: band_of(raw, low).low + needed <= limit
+            messages,
+            costs,
+            lows,
+            raw_total,
+            raw_low,
+            lambda raw, low, gone: band_of(raw, low, gone).low + needed <= limit,
         )
 
-    band = band_of(raw_total, raw_low)
+    band = band_of(raw_total, raw_low, dropped)
     if band.low + needed > limit:
         raise _exceeded(request, spec, tier, overflow, band.low, needed, requested, limit, dropped, len(messages))
 
@@ -166,7 +176,10 @@ def plan_context(
     planned = _copy(request, messages, completion)
     if requested is None:
         _DEFAULTED[id(planned)] = planned
-    high = estimator.bounds(key, raw_total, raw_low, exact, scale=scale)  # remembered for observe()
+    if known is not None and not dropped:
+        high = estimator.known_band(key, known)  # remembered for observe()
+    else:
+        high = estimator.bounds(key, raw_total, raw_low, exact, scale=scale)  # remembered for observe()
     return ContextPlan(
         request=planned,
         prompt_tokens=high.high,
@@ -235,13 +248,13 @@ def _trim(
     lows: list[float],
     raw_total: RawParts,
     raw_low: float,
-    fits: Callable[[RawParts, float], bool],
+    fits: Callable[[RawParts, float, int], bool],
 ) -> tuple[list[Message], RawParts, float, int]:
-    """Drop the oldest units until ``fits(raw_total, raw_low)``; return the kept messages, their raw
-    parts and low end, and the count dropped."""
+    """Drop the oldest units until ``fits(raw_total, raw_low, dropped so far)``; return the kept
+    messages, their raw parts and low end, and the count dropped."""
     dropped: set[int] = set()
     for unit in _units(messages):
-        if fits(raw_total, raw_low):
+        if fits(raw_total, raw_low, len(dropped)):
             break
         dropped.update(unit)
         raw_total = subtract_parts(raw_total, *(costs[index] for index in unit))
