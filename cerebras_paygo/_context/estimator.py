@@ -735,7 +735,9 @@ class TokenEstimator:
 _SERVER_COUNTS = 256  # prompts remembered per model
 _SERVER_COUNT_MODELS = 64
 #: The request fields the server's prompt is rendered from (not max_completion_tokens, stream, sampling...).
-_PROMPT_FIELDS = frozenset({"messages", "tools", "tool_choice", "response_format", "reasoning_effort", "clear_thinking"})
+_PROMPT_FIELDS = frozenset(
+    {"messages", "tools", "tool_choice", "response_format", "reasoning_effort", "clear_thinking"}
+)
 
 
 def prompt_digest(request: ChatCompletionRequest) -> bytes:

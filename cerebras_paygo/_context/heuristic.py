@@ -16,7 +16,7 @@ about 1.22-1.28x the true count at the median of each kind.
 
 from __future__ import annotations
 
-__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "SLACK", "TextBand", "heuristic_band", "heuristic_tokens"]
+__all__ = ["HIGH_FACTOR", "LONG_WORD_HIGH", "LOW_FACTOR", "SLACK", "TextBand", "heuristic_band", "heuristic_tokens"]
 
 #: (low, mid, high) of one text.
 TextBand = tuple[float, float, float]
@@ -24,6 +24,7 @@ TextBand = tuple[float, float, float]
 LOW_FACTOR = 0.76
 HIGH_FACTOR = 1.24
 SLACK = 2.0  # tokens per text, either way: short texts have the largest relative errors
+LONG_WORD_HIGH = 1.0  # added to the high end per run of ten lowercase letters (0.3 per run of six)
 
 
 def _class_table() -> bytes:
@@ -39,6 +40,8 @@ def _class_table() -> bytes:
                 cls = "n"
         elif byte < 0xC0:
             cls = "~"  # continuation byte
+        elif byte in (0xE0, 0xE1):
+            cls = "x"  # U+0800-1FFF: Indic, Thai, Georgian, Myanmar, Vietnamese letters, ...
         elif byte < 0xCA or byte == 0xE2:
             cls = "l"  # U+0080-027F: Latin letters with diacritics, symbols; U+2000-2FFF: punctuation
         elif byte < 0xE0:
@@ -50,7 +53,7 @@ def _class_table() -> bytes:
         elif byte <= 0xED:
             cls = "k"  # U+A000-DFFF: Hangul syllables (and a few rarer blocks)
         elif byte < 0xF0:
-            cls = "x"  # other 3-byte characters: U+1000-2FFF (Indic, Thai, ...) and U+E000-FFFF (fullwidth)
+            cls = "x"  # other 3-byte characters: U+E000-FFFF (private use, fullwidth)
         else:
             cls = "e"  # 4-byte characters: emoji, rare CJK
         table[byte] = ord(cls)
@@ -84,8 +87,10 @@ def heuristic_band(text: str) -> tuple[TextBand, TextBand]:
         + 0.565 * n(b"n")  # newlines
         + 0.538 * n(b"n ")  # indents
     )
+    # Long words (German compounds, identifiers) cost more than English's: on the high end only.
+    long_words = 0.3 * n(b"aaaaaa") + LONG_WORD_HIGH * n(b"aaaaaaaaaa")
     if len(classes) == len(text):  # ASCII only
-        other = 0.0
+        other = low_other = high_other = 0.0
     else:
         other = (
             0.72 * n(b"c")
@@ -93,18 +98,22 @@ def heuristic_band(text: str) -> tuple[TextBand, TextBand]:
             + 0.78 * n(b"j")
             + 0.62 * n(b"k")
             + 0.3 * (n(b" k") + n(b"nk") + n(b".k"))
-            + 0.3 * n(b"b")
-            + 0.8 * n(b" b")
-            + 1.0 * n(b"l")
-            + 1.0 * n(b"x")
             + 1.5 * n(b"e")
         )
+        # Cyrillic, Greek, Hebrew, Arabic: words vary most in length, so a lower low end.
+        words = 0.3 * n(b"b") + 0.8 * n(b" b")
+        # Latin letters with diacritics are often inside a word's token (French, Vietnamese), and the
+        # scripts of U+0800-1FFF are 0.25-0.55 o200k tokens per character: wide bands of their own.
+        latin, wide = n(b"l"), n(b"x")
+        low_other = LOW_FACTOR * other + 0.6 * words + 0.1 * latin + 0.2 * wide
+        high_other = HIGH_FACTOR * (other + words) + 1.5 * latin + 0.8 * wide
+        other += words + latin + 0.45 * wide
     if mid + other < 1.0:  # at least one token for any text
         mid = 1.0 - other
-    low_other = LOW_FACTOR * other
     # The slack is the whole text's: the ASCII part's low end may go below 0 down to -low_other.
     low_ascii = max(LOW_FACTOR * mid - SLACK, -low_other)
-    return (low_ascii, mid, HIGH_FACTOR * mid + SLACK), (low_other, other, HIGH_FACTOR * other)
+    high_ascii = HIGH_FACTOR * mid + SLACK + long_words
+    return (low_ascii, mid, high_ascii), (low_other, other, high_other)
 
 
 def heuristic_tokens(text: str, *, ceiling: bool = False) -> float:

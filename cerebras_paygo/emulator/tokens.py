@@ -295,7 +295,8 @@ def harmony_prompt(body: Mapping[str, Any], date: str | None = None) -> str:
             if analysis:
                 out.append(f"<|start|>assistant<|channel|>analysis<|message|>{analysis}<|end|>")
             for call in calls:
-                function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+                found = call.get("function")
+                function: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
                 out.append(
                     f"<|start|>assistant<|channel|>commentary to=functions.{function.get('name') or ''} "
                     f"<|constrain|>json<|message|>{function.get('arguments') or ''}<|call|>"

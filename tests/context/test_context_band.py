@@ -95,3 +95,35 @@ def test_the_template_table_matches_the_tokenizer() -> None:
     qwen = quicktok.get_encoding("qwen3")
     for text, count in template_tokens("qwen3").items():
         assert len(qwen.encode_ordinary(text)) == count, text
+
+
+LANGUAGES = {
+    "de": "Der Ratenbegrenzer reserviert die gesamte Anzahl an Ausgabetoken, bevor die Anfrage gesendet wird.",
+    "fr": "Le client attend que le quota de jetons par minute se reconstitue avant d'envoyer la requête suivante.",
+    "pl": "Klient czeka, aż limit tokenów na minutę zostanie odnowiony, zanim wyśle kolejne żądanie.",
+    "tr": "İstemci, bir sonraki isteği göndermeden önce dakika başına belirteç kotasının yenilenmesini bekler.",
+    "vi": "Máy khách đợi cho đến khi hạn mức token mỗi phút được khôi phục trước khi gửi yêu cầu tiếp theo.",
+    "el": "Ο πελάτης περιμένει να ανανεωθεί το όριο διακριτικών ανά λεπτό πριν στείλει το επόμενο αίτημα.",
+    "he": "הלקוח ממתין עד שמכסת האסימונים לדקה תתחדש לפני שליחת הבקשה הבאה.",
+    "ru": "Клиент ждёт, пока восстановится квота токенов в минуту, и только потом отправляет следующий запрос.",
+    "hi": "क्लाइंट अगला अनुरोध भेजने से पहले प्रति मिनट टोकन कोटा के भरने की प्रतीक्षा करता है।",
+    "bn": "ক্লায়েন্ট পরবর্তী অনুরোধ পাঠানোর আগে অপেক্ষা করে",
+    "ta": "வாடிக்கையாளர் அடுத்த கோரிக்கையை அனுப்புவதற்கு முன் காத்திருக்கிறார்",
+    "th": "ลูกค้ารอจนกว่าโควตาโทเค็นต่อนาทีจะฟื้นตัวก่อนส่งคำขอถัดไป",
+    "ka": "კლიენტი ელოდება ტოკენების კვოტის აღდგენას",
+    "my": "ဖောက်သည်သည် နောက်တောင်းဆိုမှုမပို့မီ စောင့်ဆိုင်းသည်",
+}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_without_the_tokenizer_the_band_holds_other_languages(language: str) -> None:
+    # Found with these sentences: U+0800-1FFF (Indic, Thai, ...) was classed as CJK ideographs, so
+    # the low end was above the true count (a prompt that fits refused); German compounds were
+    # above the high end.
+    estimator = TokenEstimator(vocabularies=False)
+    for text in (LANGUAGES[language], "\n".join([LANGUAGES[language]] * 30)):
+        parts, low = estimator._text(text, estimator.family(MODEL))
+        assert low <= true_text(text) <= sum(parts), (language, low, true_text(text), sum(parts))
+        request = ChatCompletionRequest(model=MODEL, messages=[Message(role="user", content=text)])
+        band = estimator.band(request)
+        assert band.low <= true_prompt(request) <= band.high
