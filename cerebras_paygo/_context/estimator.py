@@ -18,11 +18,12 @@ the rate limiter reserves the high end (``estimate_request``).
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import NamedTuple
@@ -412,6 +413,66 @@ class TokenEstimator:
         breakdown = self.breakdown(request)
         return self.bounds(request.model, breakdown.parts, breakdown.low, breakdown.exact)
 
+    # -- counting for trimming (LangChain's trim_messages, LlamaIndex memory buffers) --
+
+    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
+        """``request``'s prompt tokens for a caller that trims to fit: exact when it can be (the
+        tokenizer extra, or the server's own count of this prompt), else the band's high end (so a
+        history cut to N tokens is at most N). Calibrated; nothing is remembered for ``observe``."""
+        known = self.server_count(request.model, request)
+        if known is not None:
+            return known
+        breakdown = self.breakdown(request)
+        return self.bounds(request.model, breakdown.parts, breakdown.low, breakdown.exact, remember=False).high
+
+    def text_band(self, text: str, model: str = "") -> TokenBand:
+        """The band of ``text`` alone (no chat template) in ``model``'s vocabulary, uncalibrated.
+
+        Exact (one value) with the tokenizer extra or a ``counter``; else the heuristic's band.
+        """
+        if not text:
+            return TokenBand(0, 0, True)
+        parts, low = self._text(text, self.family(model))
+        if self._count is not None or self.vocabulary(model) is not None:
+            count = round(parts[0])
+            return TokenBand(count, count, True)
+        return TokenBand(max(math.floor(low + 1e-9), 0), math.ceil(sum(parts) - 1e-9), False)
+
+    def text_tokens(self, text: str, model: str = "") -> int:
+        """Tokens of ``text`` alone: exact when the vocabulary (or a ``counter``) is there, else the high end."""
+        return self.text_band(text, model).high
+
+    def token_ids(self, text: str, model: str = "") -> list[int]:
+        """The token ids of ``text`` alone in ``model``'s vocabulary.
+
+        Raises:
+            ConfigurationError: the vocabulary is not installed (``pip install 'cerebras-paygo[tokenizer]'``),
+                turned off, or this estimator counts with a ``counter`` (counts only, no ids).
+        """
+        vocabulary = self.vocabulary(model)
+        if vocabulary is None:
+            family = self.family(model)
+            why = (
+                "this estimator counts with a user counter, which gives counts, not ids"
+                if self._count is not None
+                else f"the {family.vocabulary!r} vocabulary needs the optional tokenizer: "
+                "pip install 'cerebras-paygo[tokenizer]' (and CEREBRAS_PAYGO_TOKENIZER not 'off')"
+                if family.vocabulary
+                else f"no vocabulary of {model!r} is known (its family counts with the heuristic)"
+            )
+            raise ConfigurationError(f"token ids of {model!r} are not available: {why}")
+        return vocabulary.ids(text)
+
+    def tokenizer(self, model: str = "") -> Callable[[str], list[int]]:
+        """A ``str -> list[int]`` for frameworks that count with ``len(tokenizer(text))`` (LlamaIndex).
+
+        With the model's vocabulary: its token ids. Without: a list of ``text_tokens(text, model)``
+        zeros, so its length is the safe (high-end) count; the ids themselves are not known then.
+        """
+        if self.vocabulary(model) is not None:
+            return functools.partial(self.token_ids, model=model)
+        return functools.partial(_length_only, self, model)
+
     # -- prompts the server has counted --
 
     def server_count(self, model: str, request: ChatCompletionRequest) -> int | None:
@@ -738,6 +799,10 @@ _SERVER_COUNT_MODELS = 64
 _PROMPT_FIELDS = frozenset(
     {"messages", "tools", "tool_choice", "response_format", "reasoning_effort", "clear_thinking"}
 )
+
+
+def _length_only(estimator: TokenEstimator, model: str, text: str) -> list[int]:
+    return [0] * estimator.text_tokens(text, model)
 
 
 def prompt_digest(request: ChatCompletionRequest) -> bytes:

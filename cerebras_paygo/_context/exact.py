@@ -33,6 +33,10 @@ class VocabularyCounter(Protocol):
         """Tokens of ``text`` where special-token strings are their single tokens."""
         ...
 
+    def ids(self, text: str) -> list[int]:
+        """The token ids of ordinary ``text``."""
+        ...
+
 
 class _QuicktokCounter:
     __slots__ = ("_encoding", "name")
@@ -46,6 +50,9 @@ class _QuicktokCounter:
 
     def special(self, text: str) -> int:
         return len(self._encoding.encode_with_special(text)) if text else 0
+
+    def ids(self, text: str) -> list[int]:
+        return list(self._encoding.encode_ordinary(text)) if text else []
 
 
 _loaded: dict[str, VocabularyCounter | None] = {}
