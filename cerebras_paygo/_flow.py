@@ -381,13 +381,15 @@ class CallFlow:
         cfg = self.config
         plan = lease.plan
         estimator = cfg.estimator
-        estimator.observe_context_error(cfg.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens)
+        estimator.observe_context_error(
+            cfg.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens, request=plan.request
+        )
         tier = lease.route.tier
         if cfg.overflow == "raise" or error.current_length is None or tier in self._window_gap:
             raise error
         completion = plan.max_completion_tokens
-        # How far the estimator, after learning from this error, still undercounts this prompt.
-        ratio = (error.current_length - completion) / max(1, estimator.estimate_request(plan.request))
+        # How far the low end (which trimming and shrinking decide on) undercounted this prompt.
+        ratio = (error.current_length - completion) / max(1, plan.prompt_tokens_low or plan.prompt_tokens)
         room = max(0, plan.window - _REPLAN_MARGIN - completion)
         if ratio > 1.0:
             room = int(room / ratio)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput, ModelProfile
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
@@ -484,15 +484,27 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         messages: list[BaseMessage],
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool] | None = None,
     ) -> int:
-        """Prompt tokens of ``messages`` (and ``tools``) by the core's calibrated estimator."""
+        """Prompt tokens of ``messages`` (and ``tools``), chat template included, for ``trim_messages``.
+
+        Exact with the ``[tokenizer]`` extra (or once the server has counted this prompt), else the
+        estimator's high end: a history trimmed to N tokens is then at most N.
+        """
         extra: dict[str, Any] = {}
         if tools:
             extra["tools"] = [_format_tool(tool) for tool in tools]
-        return self.cerebras_client.estimate_tokens(self._build_request(messages, **extra))
+        return self.cerebras_client.estimator.prompt_tokens(self._build_request(messages, **extra))
 
     def get_num_tokens(self, text: str) -> int:
-        """Tokens of ``text`` as a single user turn (chat-template overhead included)."""
-        return self.get_num_tokens_from_messages([HumanMessage(content=text)])
+        """Tokens of ``text`` alone (no chat template): exact with the ``[tokenizer]`` extra, else the high end."""
+        return self.cerebras_client.estimator.text_tokens(text, self.model_name)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` in the model's vocabulary.
+
+        Raises:
+            ConfigurationError: the vocabulary needs ``pip install 'cerebras-paygo[tokenizer]'``.
+        """
+        return self.cerebras_client.estimator.token_ids(text, self.model_name)
 
     # --- tools and structured output ----------------------------------------------------------
 

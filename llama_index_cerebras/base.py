@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import httpx
@@ -379,6 +379,25 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
             params["stream"] = True  # the core asks for the stream's usage (stream_options)
         request: ChatCompletionRequest = build_request(messages_to_wire(messages), params)
         return request
+
+    # --- token counting -----------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Callable[[str], list[int]]:
+        """``str -> list[int]`` for ``Settings.tokenizer`` and ``ChatMemoryBuffer(tokenizer_fn=...)``.
+
+        The model's token ids with the ``[tokenizer]`` extra; without it, a list whose length is the
+        estimator's high end (what a memory buffer needs to cut safely), of zeros.
+        """
+        return self.cerebras_client.estimator.tokenizer(self.model)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone: exact with the ``[tokenizer]`` extra, else the high end."""
+        return self.cerebras_client.estimator.text_tokens(text, self.model)
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage], **kwargs: Any) -> int:
+        """Prompt tokens of ``messages`` as sent (chat template included): exact, else the high end."""
+        return self.cerebras_client.estimator.prompt_tokens(self._request(messages, **kwargs))
 
     # --- chat ---------------------------------------------------------------------------------
 

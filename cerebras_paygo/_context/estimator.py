@@ -1,242 +1,98 @@
-"""Token estimation: fast, conservative, and calibrated per model from real ``usage.prompt_tokens``.
+"""Token estimation, the front end: a band ``(low, high)`` that holds a request's true prompt tokens.
 
-No tokenizer is downloaded and nothing heavy is imported. A text is counted by one UTF-8 encode,
-one byte-table ``translate`` into character classes and a handful of ``bytes.count`` calls (all C
-loops). The same counts give two numbers: a best fit of the o200k BPE vocabulary (gpt-oss), fitted
-on English prose, Python code, JSON and 14 other languages, and a *ceiling* that also covers
-tokenizers splitting words more finely (a token per 4 letters, each symbol apart: the local
-emulator's tokenizer is one). The chat template of each model family adds a fixed cost per
-request, and one per message, per tool call, per tool and per ``response_format`` schema.
+What a request is counted with, per model family (``templates.family_for``):
 
-A request's raw count has six parts (``RawParts``): template tokens per request, template tokens
-per message, then for ASCII and for other scripts apart, the text's best-fit count and the
-ceiling's extra tokens. Before any observation the estimate is their sum (times ``prior_factor``,
-1.0): at or above the BPE count and the emulator's count for prose, code, JSON and other
-languages (actual / estimate is about 1.0 at the 99th percentile of single texts, and about 0.9
-on long prompts, where texts average out).
+- **exact**: the family's vocabulary is available (the optional tokenizer, ``exact.py``; o200k_harmony
+  for gpt-oss) and its template is rendered token for token (``templates.py``): the band is one
+  value (``low == high``), widened only by offsets the server's own counts have shown;
+- **a user counter** (a callable or a ``tokenizer.json``): its count for the text, the template's
+  costs around it;
+- **the heuristic** (``heuristic.py``) otherwise: a band around the o200k count of each text
+  (widened by the family's ``heuristic_scale`` for other vocabularies), calibrated per model from
+  real ``usage.prompt_tokens`` (``calibration.py``).
 
-Calibration: every response's real ``prompt_tokens`` is compared with the parts of the same
-request. Per model, a weighted ridge regression with exponential forgetting fits
-``actual ~ sum(coefficient[i] * part[i])`` on relative errors, each coefficient pulled towards 1
-while the data say little about it. So a template the profile over-counts is learned as such (a
-small request coefficient) and never shrinks the text coefficients, and calibrating on one script
-leaves the other's at its prior. On top of the fitted prediction, a margin (``mean + z * sd`` of
-``actual / predicted``, ``quantile=0.95`` by default, never below 1) is tracked apart for small
-and for large prompts and blended by the prompt's size. Whatever was learned, an estimate is never
-below ``min_text_factor`` (1.0) times the text's best-fit count: a large prompt cannot be estimated
-at a fraction of its text because small prompts were over-estimated. A server
-``context_length_exceeded`` is a calibration point too (``observe_context_error``).
-
-An exact counter can be plugged in: a callable ``str -> int``, or the path of a ``tokenizer.json``
-file (needs the optional ``tokenizers`` package, imported only then). Its count is the (ASCII) text
-part, with no extra part.
+``plan_context`` refuses a request before sending only when even the low end does not fit, and
+the rate limiter reserves the high end (``estimate_request``).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+import collections
+import functools
+import hashlib
 import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import NamedTuple
 
-from cerebras_paygo._wire import ChatCompletionRequest, Message
+from cerebras_paygo._context import templates
+from cerebras_paygo._context.calibration import (
+    _COEF_MAX,
+    _EXACT_MIX,
+    _FACTOR_MAX,
+    _FACTOR_MIN,
+    _HEURISTIC_MIX,
+    _MEAN_PRIOR_WEIGHT,
+    _PARTS,
+    _PRIOR_WEIGHT,
+    _RATIO_MAX,
+    _RATIO_MIN,
+    _RECENT,
+    _SIZE_WEIGHT,
+    _TEXT_CACHE_SIZE,
+    _ZERO,
+    CalibrationStats,
+    Estimate,
+    PromptScale,
+    RawParts,
+    TextParts,
+    _Calibration,
+    _ridge,
+    _Tracker,
+    add_parts,
+)
+from cerebras_paygo._context.exact import TokenCounter, VocabularyCounter, tokenizer_file_counter, vocabulary_counter
+from cerebras_paygo._context.heuristic import heuristic_band
+from cerebras_paygo._context.templates import (
+    CONTENT,
+    SPECIAL,
+    Family,
+    TemplateProfile,
+    content_text,
+    keeps_reasoning_from,
+)
+from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError
 
-__all__ = [
-    "DEFAULT_PROFILES",
-    "GENERIC_PROFILE",
-    "CalibrationStats",
-    "PromptBreakdown",
-    "PromptScale",
-    "RawParts",
-    "TemplateProfile",
-    "TokenCounter",
-    "TokenEstimator",
-    "add_parts",
-    "heuristic_tokens",
-    "shared_estimator",
-    "subtract_parts",
-]
-
-TokenCounter = Callable[[str], int]
-
-#: Raw (uncalibrated) token counts of a request or of a part of one: (template per request,
-#: template per message, ASCII text best fit, ASCII text extra, other-script text best fit,
-#: other-script text extra). The extras are what the heuristic's ceiling adds to the best fit; an
-#: exact counter's count is the ASCII text part. The raw total is their sum.
-RawParts = tuple[float, float, float, float, float, float]
-_PARTS = 6
-_ZERO: RawParts = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-TextParts = tuple[float, float, float, float]  # the four text parts of one text
-_NO_TEXT: TextParts = (0.0, 0.0, 0.0, 0.0)
+__all__ = ["PromptBreakdown", "TokenBand", "TokenEstimator", "shared_estimator"]
 
 
-# --- the text heuristic ----------------------------------------------------------------------
+class TokenBand(NamedTuple):
+    """A prompt's token count as a band that holds the true count: ``low <= true <= high``.
 
-
-def _class_table() -> bytes:
-    """Byte -> character class: ASCII by kind, UTF-8 lead bytes by script block, continuations '~'."""
-    table = bytearray(256)
-    for byte in range(256):
-        char = chr(byte)
-        if byte < 0x80:
-            cls = "A" if char.isupper() else "a" if char.isalpha() else "0" if char.isdigit() else "."
-            cls = " " if char.isspace() else cls
-        elif byte < 0xC0:
-            cls = "~"  # continuation byte
-        elif byte < 0xCA or byte == 0xE2:
-            cls = "l"  # U+0080-027F: Latin letters with diacritics, symbols; U+2000-2FFF: punctuation
-        elif byte < 0xE0:
-            cls = "b"  # Greek, Cyrillic, Armenian, Hebrew, Arabic, ...
-        elif 0xE3 <= byte <= 0xED:
-            cls = "c"  # U+3000-DFFF: kana, CJK ideographs, Hangul
-        elif byte < 0xF0:
-            cls = "x"  # other 3-byte characters: Indic scripts, Thai, ..., U+E000-FFFF
-        else:
-            cls = "e"  # 4-byte characters: emoji, rare CJK
-        table[byte] = ord(cls)
-    return bytes(table)
-
-
-_CLASSES = _class_table()
-_LETTER_START = (b"a", b"A")
-
-
-def _heuristic(text: str) -> TextParts:
-    """The text parts of a non-empty ``text``: (ASCII fit, ASCII extra, other fit, other extra).
-
-    The fit is the o200k best fit; fit plus extra the ceiling. Digits, symbols and whitespace
-    count as ASCII; letters of other scripts (and Latin letters with diacritics) as other.
-    """
-    classes = text.encode("utf-8", "surrogatepass").translate(_CLASSES)
-    count = classes.count
-    digits = count(b"0")
-    symbols = count(b".")
-    lower, upper, glued = count(b" a"), count(b" A"), count(b".a") + count(b".A")
-    first = classes[:1] in _LETTER_START
-    digit_groups = digits - 2 * count(b"000")  # digits go in groups of up to 3
-    newlines = text.count("\n")
-    indents = count(b"  ")
-    fit = (
-        0.66 * (lower + 1.3 * upper + first)  # words
-        + 0.73 * glued  # words glued to a symbol
-        + 1.1 * digit_groups
-        + 0.56 * symbols
-        + 0.56 * newlines
-        + 0.24 * indents
-    )
-    # The ceiling: about a token per short word and one more per 4 letters of a long one, a token
-    # per symbol and per newline. Fitted as a 97% expectile of the larger of the o200k and the
-    # emulator's counts on the texts above; actual / ceiling is at most ~1.0 at p99.
-    ceiling = (
-        0.6 * (lower + upper + first + glued)
-        + 0.35 * count(b"aaaa")
-        + 1.1 * digit_groups
-        + symbols
-        + newlines
-        + 0.37 * indents
-    )
-    if len(classes) == len(text):  # ASCII: the rest are letters
-        letters = len(classes) - digits - symbols - count(b" ")
-        fit += 0.08 * letters
-        ceiling += 0.19 * letters
-        other_fit = other_ceiling = 0.0
-    else:
-        letters = count(b"a") + count(b"A")
-        fit += 0.08 * letters
-        ceiling += 0.19 * letters
-        script, latin, indic, cjk, astral = count(b"b"), count(b"l"), count(b"x"), count(b"c"), count(b"e")
-        other_fit = 0.22 * script + 0.76 * count(b" b") + 1.23 * latin + 0.39 * indic + 0.78 * cjk + 1.5 * astral
-        other_ceiling = 0.48 * script + 1.04 * latin + 0.93 * indic + 1.1 * cjk + 1.5 * astral
-    if fit + other_fit < 1.0:  # at least one token for any text
-        fit = 1.0 - other_fit
-    return (
-        fit,
-        ceiling - fit if ceiling > fit else 0.0,
-        other_fit,
-        other_ceiling - other_fit if other_ceiling > other_fit else 0.0,
-    )
-
-
-def heuristic_tokens(text: str, *, ceiling: bool = False) -> float:
-    """Best-fit (unbiased, not conservative) token count of ``text`` for o200k-like BPE vocabularies.
-
-    Coefficients were fitted against o200k (gpt-oss) on English prose, Python code, JSON and 14
-    other languages; ``TokenEstimator`` adds the template, the calibration and the safety margins.
-    With ``ceiling=True``: a conservative count, also at or above tokenizers that split words
-    more finely (such as the emulator's); about 1.7x the best fit on English and code.
-    About 1.5 µs for a short message, then ~1 ns per character.
-    """
-    if not text:
-        return 0.0
-    fit, extra, other_fit, other_extra = _heuristic(text)
-    return fit + other_fit + extra + other_extra if ceiling else fit + other_fit
-
-
-# --- chat template overhead ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TemplateProfile:
-    """Tokens a model family's chat template adds around the text (before calibration).
-
-    Attributes:
-        request: once per request (BOS, the template's default system text, the generation prompt).
-        message: per message (role header and end marker).
-        name: per message that has a ``name`` (plus the name's text).
-        tool_call: per tool call of an assistant message (plus the name and arguments text).
-        tool_result: per ``tool`` message, on top of ``message``.
-        tools: once when ``tools`` are given (the tool-use instructions; plus the tools' JSON).
-        tool: per tool definition.
-        response_format: when a ``json_schema``/``json_object`` response format is given (plus its JSON).
+    ``exact``: counted with the model's vocabulary and template (``low == high`` unless the
+    server's counts have shown an offset).
     """
 
-    request: int = 64
-    message: int = 8
-    name: int = 4
-    tool_call: int = 12
-    tool_result: int = 8
-    tools: int = 128
-    tool: int = 12
-    response_format: int = 32
+    low: int
+    high: int
+    exact: bool
 
 
-#: Chat template profiles by model id prefix; the longest matching prefix wins.
-DEFAULT_PROFILES: Mapping[str, TemplateProfile] = {
-    # harmony: default system message (~50 tokens), <|start|>role<|channel|>..<|message|>..<|end|>
-    "gpt-oss": TemplateProfile(
-        request=56, message=5, name=2, tool_call=8, tool_result=6, tools=32, tool=8, response_format=16
-    ),
-    # GLM: [gMASK]<sop>, <|role|>, long tool-use instructions in the system prompt
-    "zai-glm": TemplateProfile(
-        request=8, message=3, name=2, tool_call=12, tool_result=6, tools=128, tool=4, response_format=32
-    ),
-    "glm": TemplateProfile(
-        request=8, message=3, name=2, tool_call=12, tool_result=6, tools=128, tool=4, response_format=32
-    ),
-    # llama 3: <|begin_of_text|>, <|start_header_id|>role<|end_header_id|>\n\n ... <|eot_id|>
-    "llama": TemplateProfile(
-        request=32, message=5, name=3, tool_call=8, tool_result=4, tools=96, tool=4, response_format=32
-    ),
-    # ChatML: <|im_start|>role\n ... <|im_end|>\n
-    "qwen": TemplateProfile(
-        request=4, message=5, name=3, tool_call=10, tool_result=6, tools=112, tool=4, response_format=32
-    ),
-}
-GENERIC_PROFILE = TemplateProfile()
+#: A unit's count: its raw parts (what the high end and calibration use) and its low end.
+Counted = tuple[RawParts, float]
 
 
 @dataclass(frozen=True)
 class PromptBreakdown:
     """Raw (uncalibrated) counts of one request: the fixed part plus one entry per message.
 
-    ``fixed`` and ``messages`` are raw totals; ``fixed_parts`` and ``message_parts`` split the
-    same counts into ``RawParts``, which ``PromptScale.tokens`` turns into an estimate.
+    ``fixed`` and ``messages`` are raw totals of the high end; ``fixed_parts`` and ``message_parts``
+    split them into ``RawParts`` (which ``PromptScale.tokens`` turns into a calibrated high end);
+    ``fixed_low`` and ``message_low`` are the low ends; ``exact`` says the counts are exact.
     """
 
     model: str
@@ -244,6 +100,9 @@ class PromptBreakdown:
     messages: tuple[float, ...]
     fixed_parts: RawParts = _ZERO
     message_parts: tuple[RawParts, ...] = ()
+    fixed_low: float = 0.0
+    message_low: tuple[float, ...] = ()
+    exact: bool = False
 
     @property
     def total(self) -> float:
@@ -254,159 +113,34 @@ class PromptBreakdown:
         """The request's ``RawParts`` (the fixed part and every message)."""
         return add_parts(self.fixed_parts, *self.message_parts)
 
-
-def add_parts(first: RawParts, *more: RawParts) -> RawParts:
-    """The sum of ``RawParts``."""
-    a, b, c, d, e, f = first
-    for part in more:
-        a += part[0]
-        b += part[1]
-        c += part[2]
-        d += part[3]
-        e += part[4]
-        f += part[5]
-    return (a, b, c, d, e, f)
+    @property
+    def low(self) -> float:
+        return self.fixed_low + sum(self.message_low)
 
 
-def subtract_parts(first: RawParts, *more: RawParts) -> RawParts:
-    """``first`` minus the other ``RawParts`` (what is left after dropping messages)."""
-    a, b, c, d, e, f = first
-    for part in more:
-        a -= part[0]
-        b -= part[1]
-        c -= part[2]
-        d -= part[3]
-        e -= part[4]
-        f -= part[5]
-    return (a, b, c, d, e, f)
-
-
-@dataclass(frozen=True)
-class CalibrationStats:
-    """What the estimator has learned of one model.
-
-    Attributes:
-        factor: what a large prompt's raw count is multiplied by now, for the model's usual text
-            mix (``TokenEstimator.factor``); estimates themselves are made part by part.
-        mean_ratio: the exponentially weighted mean of ``actual / raw`` (large prompts weigh more).
-        sd_ratio: the spread of ``actual / predicted`` on large prompts (prior blended in while
-            observations are few).
-        coefficients: the regression's coefficient of each of the ``RawParts``.
-        small_margin, large_margin: the margins of ``PromptScale`` (high quantiles, at least 1).
-    """
-
-    model: str
-    observations: int
-    factor: float
-    mean_ratio: float
-    sd_ratio: float
-    coefficients: RawParts = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-    small_margin: float = 1.0
-    large_margin: float = 1.0
-
-
-# --- calibration -----------------------------------------------------------------------------
-
-_TEXT_CACHE_SIZE = 8192  # memoized text counts (keys are hashes, so no text is kept alive)
-_RECENT = 512  # raw parts remembered per model, to find the parts behind an estimate in observe()
-_RATIO_MIN, _RATIO_MAX = 0.2, 5.0
-_SIZE_WEIGHT = 256.0  # a prompt of this many raw tokens is half "small", half "large"
-_FACTOR_MIN, _FACTOR_MAX = 0.25, 5.0  # bounds of factor(); the upper one bounds a margin too
-_COEF_MAX = 5.0  # upper bound of a regression coefficient (the lower bound is 0)
-_PRIOR_WEIGHT = 2.0  # pseudo-observations of the prior spread (prior_sd)
-_MEAN_PRIOR_WEIGHT = 0.5  # pseudo-observations of a mean ratio of 1 (actual = predicted)
-#: Ridge precision pulling each coefficient towards 1, in observations made of that part alone
-#: (the data weigh up to ~29 observations at the default halflife). A part that is a sliver of
-#: every prompt seen (the text of tiny prompts) stays near 1; a part the data pin down follows
-#: them. The best-fit text counts hold a little more than the template's and the ceiling's extras,
-#: which are where tokenizers differ most.
-_RIDGE: RawParts = (0.1, 0.5, 0.3, 0.02, 0.3, 0.02)
-_HEURISTIC_MIX: TextParts = (0.6, 0.4, 0.0, 0.0)  # text mix assumed before observations (English)
-_EXACT_MIX: TextParts = (1.0, 0.0, 0.0, 0.0)
-
-
-@dataclass(frozen=True)
-class PromptScale:
-    """How ``RawParts`` become a calibrated, conservative estimate for one model (an immutable snapshot).
-
-    ``predicted`` is the sum of each part times its coefficient; the estimate is ``predicted``
-    times a margin (``small_margin`` for a small prompt, ``large_margin`` for a large one, blended
-    by the prompt's raw size), never below ``floor`` times the text's best-fit count, rounded up.
-    """
-
-    coefficients: RawParts = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-    small_margin: float = 1.0
-    large_margin: float = 1.0
-    floor: float = 1.0
-
-    def tokens(self, parts: RawParts) -> int:
-        """The calibrated estimate of ``parts`` (0 for nothing)."""
-        request, message, text, extra, other, other_extra = parts
-        raw = request + message + text + extra + other + other_extra
-        if raw <= 0:
-            return 0
-        c = self.coefficients
-        predicted = c[0] * request + c[1] * message + c[2] * text + c[3] * extra + c[4] * other + c[5] * other_extra
-        large = raw / (raw + _SIZE_WEIGHT)
-        estimate = predicted * (large * self.large_margin + (1.0 - large) * self.small_margin)
-        floor = self.floor * (text + other)
-        return math.ceil((estimate if estimate > floor else floor) - 1e-9)
-
-
-class _Tracker:
-    """An exponentially weighted, weighted mean and variance."""
-
-    __slots__ = ("mean", "var", "weight")
-
-    def __init__(self) -> None:
-        self.weight = 0.0  # exponentially decayed sum of observation weights
-        self.mean = 1.0
-        self.var = 0.0
-
-    def add(self, value: float, weight: float, decay: float) -> None:
-        self.weight = self.weight * decay + weight
-        if self.weight > 0.0:
-            step = weight / self.weight
-            diff = value - self.mean
-            self.mean += step * diff
-            self.var = (1.0 - step) * (self.var + step * diff * diff)
-
-
-class _Calibration:
-    __slots__ = ("gram", "large", "last", "mix", "mix_weight", "moment", "n", "ratio", "recent", "scale", "small")
-
-    def __init__(self, scale: PromptScale, mix: TextParts) -> None:
-        self.n = 0
-        self.gram = [[0.0] * _PARTS for _ in range(_PARTS)]  # decayed sum of w * parts * parts^T
-        self.moment = [0.0] * _PARTS  # decayed sum of w * parts * actual
-        self.small = _Tracker()  # actual / predicted of small prompts
-        self.large = _Tracker()  # and of large ones
-        self.ratio = _Tracker()  # actual / raw, large prompts weigh more (reported)
-        self.mix = list(mix)  # the usual text mix (shares of the four text parts), for factor()
-        self.mix_weight = 0.0
-        self.recent: dict[int, RawParts] = {}
-        self.last: RawParts | None = None
-        self.scale = scale
+_NO_TEXT: tuple[TextParts, float] = ((0.0, 0.0, 0.0, 0.0), 0.0)
 
 
 class TokenEstimator:
-    """Conservative prompt-token estimates for chat requests, calibrated from real usage.
+    """Prompt-token bands for chat requests: exact where the vocabulary is known, calibrated elsewhere.
 
     Thread-safe: counting is pure, calibration state sits behind one lock. Share one per process
     (``shared_estimator()``) so every client learns from every response.
 
     Args:
-        counter: an exact counter for text: a callable ``str -> int``, or a path to a
-            ``tokenizer.json`` the user already has (needs ``pip install tokenizers``).
-            ``None`` uses the built-in heuristic (its ceiling until calibrated).
-        quantile: the quantile of ``actual / predicted`` the calibrated margins aim at.
+        counter: an exact counter for text of every model: a callable ``str -> int``, or a path to a
+            ``tokenizer.json`` the user already has (needs ``pip install tokenizers``). ``None``:
+            the model family's vocabulary when the optional tokenizer is installed, else the heuristic.
+        vocabularies: use the optional tokenizer's vocabularies when installed (``False``: never,
+            as if it were not installed).
+        quantile: the quantile of ``actual / predicted`` the calibrated high end aims at.
         halflife: observations after which an old observation weighs half as much.
-        prior_factor: the margin before any observation (1.0: the heuristic's ceiling and the
-            template profiles are on the high side already; an exact counter is exact).
+        prior_factor: the high end's margin before any observation (1.0: the heuristic's high end
+            already holds the true count).
         prior_sd: the assumed spread of ``actual / predicted`` while observations are few.
-        profiles: chat template profiles by model id prefix, merged over ``DEFAULT_PROFILES``.
-        min_text_factor: an estimate is never below this times the text's best-fit (or exact)
-            count, whatever calibration learned.
+        profiles: template profiles by model id prefix, over the families of ``data/chat_templates.json``
+            (a family given here is counted with the profile's fixed costs).
+        min_text_factor: a calibrated high end is never below this times the text's middle count.
 
     Raises:
         ConfigurationError: a bad argument, a missing tokenizer file, or ``tokenizers`` not installed.
@@ -416,6 +150,7 @@ class TokenEstimator:
         self,
         counter: TokenCounter | str | os.PathLike[str] | None = None,
         *,
+        vocabularies: bool = True,
         quantile: float = 0.95,
         halflife: float = 20.0,
         prior_factor: float | None = None,
@@ -432,12 +167,13 @@ class TokenEstimator:
         if counter is None:
             self._count: TokenCounter | None = None
         elif isinstance(counter, (str, os.PathLike)):
-            self._count = _tokenizer_file_counter(counter)
+            self._count = tokenizer_file_counter(counter)
         elif callable(counter):
             self._count = counter
         else:
             raise ConfigurationError(f"counter must be a callable str -> int or a tokenizer.json path, not {counter!r}")
         exact = self._count is not None
+        self.vocabularies = bool(vocabularies)
         self.prior_factor = float(prior_factor if prior_factor is not None else 1.0)
         self.prior_sd = float(prior_sd if prior_sd is not None else (0.03 if exact else 0.08))
         if not 0 < self.prior_factor <= _FACTOR_MAX or self.prior_sd < 0:
@@ -450,14 +186,16 @@ class TokenEstimator:
         self._prior_scale = PromptScale(
             small_margin=self.prior_factor, large_margin=self.prior_factor, floor=self.min_text_factor
         )
-        self._profiles = dict(DEFAULT_PROFILES)
-        if profiles:
-            self._profiles.update(profiles)
-        self._prefixes = sorted(self._profiles, key=len, reverse=True)
-        self._profile_cache: dict[str, TemplateProfile] = {}
-        self._text_cache: dict[tuple[int, int], TextParts] = {}  # plain dict ops: atomic under the GIL
+        self._overrides = {
+            prefix: Family(prefix, "profile", None, profile) for prefix, profile in (profiles or {}).items()
+        }
+        self._family_cache: dict[str, Family] = {}
+        self._text_cache: dict[tuple[int, int, object], tuple[TextParts, float]] = {}  # atomic dict ops
         self._lock = threading.Lock()
         self._state: dict[str, _Calibration] = {}
+        # Prompts the server has counted for us (its context_length_exceeded says how long), per model:
+        # request digest -> prompt tokens. Sending the same prompt again is then counted exactly.
+        self._server_counts: dict[str, collections.OrderedDict[bytes, int]] = {}
 
     # -- counting (pure) --
 
@@ -466,139 +204,375 @@ class TokenEstimator:
         """Whether text is counted by a user-supplied exact counter."""
         return self._count is not None
 
-    def count_text(self, text: str) -> int:
-        """Tokens of ``text`` alone: the exact counter's answer, or the heuristic's best fit rounded up."""
-        if not text:
-            return 0
-        parts = self._text_parts(text)
-        return math.ceil(parts[0] + parts[2] - 1e-9)
+    def family(self, model: str) -> Family:
+        """The template family of ``model`` (``profiles`` given to the constructor first)."""
+        family = self._family_cache.get(model)
+        if family is None:
+            family = templates.family_for(model)
+            for prefix in sorted(self._overrides, key=len, reverse=True):
+                if model.startswith(prefix) and len(prefix) >= len(family.prefix):
+                    family = self._overrides[prefix]
+                    break
+            if len(self._family_cache) < 1024:
+                self._family_cache[model] = family
+        return family
 
     def profile(self, model: str) -> TemplateProfile:
-        """The chat template profile used for ``model`` (longest id prefix match)."""
-        profile = self._profile_cache.get(model)
-        if profile is None:
-            profile = next((self._profiles[p] for p in self._prefixes if model.startswith(p)), GENERIC_PROFILE)
-            if len(self._profile_cache) < 1024:
-                self._profile_cache[model] = profile
-        return profile
+        """The template profile of ``model``'s family (its fixed costs, for ``profile`` families)."""
+        return self.family(model).profile
 
-    def breakdown(self, request: ChatCompletionRequest) -> PromptBreakdown:
-        """Raw (uncalibrated) counts: the fixed part (template, tools, response format) and each message."""
-        profile = self.profile(request.model)
-        fixed = self._fixed_parts(request, profile)
-        parts: list[RawParts] = []
-        self._message_parts(request, profile, parts)
-        return PromptBreakdown(
-            model=request.model,
-            fixed=sum(fixed),
-            messages=tuple(map(sum, parts)),
-            fixed_parts=fixed,
-            message_parts=tuple(parts),
-        )
+    def vocabulary(self, model: str) -> VocabularyCounter | None:
+        """The exact counter of ``model``'s vocabulary, when the optional tokenizer has it (and no ``counter``)."""
+        return self._vocabulary_of(self.family(model))
 
-    def raw_estimate(self, request: ChatCompletionRequest) -> float:
-        """The uncalibrated prompt estimate of ``request`` (template plus the text's ceiling)."""
-        return sum(self.request_parts(request))
+    def _vocabulary_of(self, family: Family) -> VocabularyCounter | None:
+        if self._count is not None or not self.vocabularies:
+            return None
+        return vocabulary_counter(family.vocabulary)
 
-    def request_parts(self, request: ChatCompletionRequest) -> RawParts:
-        """The ``RawParts`` of the whole request (``breakdown(request).parts``, without the per-message list)."""
-        profile = self.profile(request.model)
-        fixed = self._fixed_parts(request, profile)
-        return add_parts(fixed, self._message_parts(request, profile, None))
+    def counts_exactly(self, model: str) -> bool:
+        """Whether ``model``'s prompts are counted token for token (vocabulary and template)."""
+        return self.vocabulary(model) is not None and self.family(model).format in ("harmony", "chatml")
 
-    def estimate_request(self, request: ChatCompletionRequest) -> int:
-        """Calibrated, conservative prompt tokens of ``request``: messages, template, tools, response_format."""
-        return self.calibrated(request.model, self.request_parts(request))
-
-    def _fixed_parts(self, request: ChatCompletionRequest, profile: TemplateProfile) -> RawParts:
-        template = float(profile.request)
-        fixed: TextParts = _NO_TEXT
-        if request.tools:
-            template += profile.tools + profile.tool * len(request.tools)
-            fixed = self._text_parts(_json(request.tools))
-        response_format = request.response_format
-        if response_format and response_format.get("type") in ("json_schema", "json_object"):
-            template += profile.response_format
-            more = self._text_parts(_json(response_format))
-            fixed = (fixed[0] + more[0], fixed[1] + more[1], fixed[2] + more[2], fixed[3] + more[3])
-        return (template, 0.0, fixed[0], fixed[1], fixed[2], fixed[3])
-
-    def _message_parts(
-        self, request: ChatCompletionRequest, profile: TemplateProfile, out: list[RawParts] | None
-    ) -> RawParts:
-        """The messages' ``RawParts``, summed; each message's appended to ``out`` too when given."""
-        text_parts = self._text_parts
-        messages = request.messages
-        keep_reasoning_from = 0 if request.clear_thinking is False else _last_user_index(messages) + 1
-        per_message = float(profile.message)
-        overheads = texts = extras = others = other_extras = 0.0
-        for index, message in enumerate(messages):
-            content = message.content
-            text, extra, other, other_extra = text_parts(content) if isinstance(content, str) else _NO_TEXT
-            overhead = per_message
-            if (content and not isinstance(content, str)) or message.name or message.tool_calls or message.reasoning:
-                more_overhead, pieces = self._message_extras(message, profile, index >= keep_reasoning_from)
-                overhead += more_overhead
-                for piece in pieces:
-                    more = text_parts(piece)
-                    text += more[0]
-                    extra += more[1]
-                    other += more[2]
-                    other_extra += more[3]
-            if message.role == "tool":
-                overhead += profile.tool_result
-            if out is not None:
-                out.append((0.0, overhead, text, extra, other, other_extra))
-            overheads += overhead
-            texts += text
-            extras += extra
-            others += other
-            other_extras += other_extra
-        return (0.0, overheads, texts, extras, others, other_extras)
-
-    def estimate_text(self, text: str, model: str = "") -> int:
-        """Calibrated tokens of a bare text (no chat template) for ``model``."""
+    def count_text(self, text: str, model: str = "") -> int:
+        """Tokens of ``text`` alone: an exact count (counter, or ``model``'s vocabulary), or the heuristic's middle."""
         if not text:
             return 0
-        return self.calibrated(model, (0.0, 0.0, *self._text_parts(text)), remember=False)
+        parts = self._text(text, self.family(model))[0]
+        return math.ceil(parts[0] + parts[2] - 1e-9)
 
-    def _text_parts(self, text: str) -> TextParts:
-        """The four raw text parts of a text, memoized by (hash, length): chat histories are sent again."""
+    def _text(self, text: str, family: Family) -> tuple[TextParts, float]:
+        """(the four raw text parts, the low end) of a text, memoized: chat histories are sent again."""
         if not text:
             return _NO_TEXT
-        key = (hash(text), len(text))
+        count = self._count
+        vocabulary = self._vocabulary_of(family)
+        mode: object = "counter" if count is not None else vocabulary.name if vocabulary else family.heuristic_scale
+        key = (hash(text), len(text), mode)
         cached = self._text_cache.get(key)
         if cached is not None:
             return cached
-        value = (float(self._count(text)), 0.0, 0.0, 0.0) if self._count is not None else _heuristic(text)
+        exact_count = count if count is not None else vocabulary
+        if exact_count is not None:
+            n = float(exact_count(text))
+            value: tuple[TextParts, float] = ((n, 0.0, 0.0, 0.0), n)
+        else:
+            (a_low, a_mid, a_high), (o_low, o_mid, o_high) = heuristic_band(text)
+            s_low, s_high = family.heuristic_scale
+            value = (
+                (a_mid, max(a_high * s_high - a_mid, 0.0), o_mid, max(o_high * s_high - o_mid, 0.0)),
+                max((a_low + o_low) * s_low, 0.0),
+            )
         if len(self._text_cache) >= _TEXT_CACHE_SIZE:
             self._text_cache.clear()
         self._text_cache[key] = value
         return value
 
-    @staticmethod
-    def _message_extras(message: Message, profile: TemplateProfile, keep_reasoning: bool) -> tuple[float, list[str]]:
-        """The template tokens and the texts of a message's parts, name, tool calls and reasoning."""
-        overhead = 0.0
-        pieces: list[str] = []
-        content = message.content
-        if content and not isinstance(content, str):
-            for part in content:
-                if part.get("type") == "text" or "text" in part:
-                    pieces.append(str(part.get("text", "")))
+    def breakdown(self, request: ChatCompletionRequest) -> PromptBreakdown:
+        """Raw counts of the fixed part (template, tools, response format) and of each message."""
+        family = self.family(request.model)
+        if family.format == "profile" or (family.format == "chatml" and self.vocabulary(request.model) is None):
+            fixed, messages, exact = (
+                self._profile_counts(request, family),
+                self._profile_messages(request, family),
+                False,
+            )
+        else:
+            fixed, messages, exact = self._rendered_counts(request, family)
+        return PromptBreakdown(
+            model=request.model,
+            fixed=sum(fixed[0]),
+            messages=tuple(sum(parts) for parts, _ in messages),
+            fixed_parts=fixed[0],
+            message_parts=tuple(parts for parts, _ in messages),
+            fixed_low=fixed[1],
+            message_low=tuple(low for _, low in messages),
+            exact=exact,
+        )
+
+    def _rendered_counts(self, request: ChatCompletionRequest, family: Family) -> tuple[Counted, list[Counted], bool]:
+        """Counts of a harmony or chatml rendering: exact with the vocabulary, else template table plus heuristic."""
+        fixed_unit, units = templates.render_units(request, family)
+        vocabulary = self.vocabulary(request.model) if self._count is None else None
+        exact = vocabulary is not None
+        fixed = self._unit(fixed_unit, family, vocabulary, fixed_part=True)
+        if family.format == "chatml" and (request.tools or request.response_format):
+            # chatml families' tool instructions are not rendered: their profile's costs, so not exact
+            exact = False
+            more, more_low = self._profile_counts(request, family)
+            request_cost = float(family.profile.request)  # the rendered fixed unit stands for it
+            fixed = (add_parts(fixed[0], (more[0] - request_cost, *more[1:])), fixed[1] + more_low - 0.5 * request_cost)
+        messages = [self._unit(unit, family, vocabulary, fixed_part=False) for unit in units]
+        return fixed, messages, exact
+
+    def _unit(
+        self, unit: Sequence[tuple[int, str]], family: Family, vocabulary: VocabularyCounter | None, *, fixed_part: bool
+    ) -> Counted:
+        specials = 0.0
+        if vocabulary is not None:  # exact: every run between special tokens counted as one text
+            total = 0.0
+            run: list[str] = []
+            for kind, chunk in unit:
+                if kind == SPECIAL:
+                    specials += 1.0
+                    if run:
+                        total += self._text("".join(run), family)[1]
+                        run = []
                 else:
-                    pieces.append(_json(part))
-        if message.name:
-            overhead += profile.name
-            pieces.append(message.name)
-        if message.tool_calls:
-            for call in message.tool_calls:
+                    run.append(chunk)
+            if run:
+                total += self._text("".join(run), family)[1]
+            count = specials + total
+            return ((count, 0.0, 0.0, 0.0, 0.0, 0.0) if fixed_part else (0.0, 0.0, count, 0.0, 0.0, 0.0)), count
+        table = templates.template_tokens(family.vocabulary or "")
+        template = 0.0
+        text = extra = other = other_extra = low = 0.0
+        for kind, piece in unit:
+            if kind == SPECIAL:
+                template += 1.0
+                continue
+            if not piece:
+                continue
+            known = table.get(piece) if kind != CONTENT else None
+            if known is None and kind != CONTENT and "Current date: " in piece:
+                known = table.get(_undated(piece))
+            if known is not None:
+                template += known
+                continue
+            parts, piece_low = self._text(piece, family)
+            text += parts[0]
+            extra += parts[1]
+            other += parts[2]
+            other_extra += parts[3]
+            low += piece_low
+        if fixed_part:
+            return (template, 0.0, text, extra, other, other_extra), template + low
+        return (0.0, template, text, extra, other, other_extra), template + low
+
+    def _profile_counts(self, request: ChatCompletionRequest, family: Family) -> Counted:
+        """The fixed part of a ``profile`` family: its request cost, tools and response format."""
+        profile = family.profile
+        template = float(profile.request)
+        fixed, low = (0.0, 0.0, 0.0, 0.0), 0.0
+        if request.tools:
+            template += profile.tools + profile.tool * len(request.tools)
+            fixed, low = self._text(templates._json(request.tools), family)
+        response_format = request.response_format
+        if response_format and response_format.get("type") in ("json_schema", "json_object"):
+            template += profile.response_format
+            more, more_low = self._text(templates._json(response_format), family)
+            fixed = (fixed[0] + more[0], fixed[1] + more[1], fixed[2] + more[2], fixed[3] + more[3])
+            low += more_low
+        # the profile's costs are a guess of the template: half of them for the low end
+        return (template, 0.0, *fixed), 0.5 * template + low
+
+    def _profile_messages(self, request: ChatCompletionRequest, family: Family) -> list[Counted]:
+        profile = family.profile
+        keep_from = keeps_reasoning_from(request)
+        out: list[Counted] = []
+        for index, message in enumerate(request.messages):
+            overhead = float(profile.message)
+            pieces = [content_text(message)]
+            if message.name:
+                overhead += profile.name
+                pieces.append(message.name)
+            for call in message.tool_calls or ():
                 overhead += profile.tool_call
-                pieces.append(call.function.name or "")
-                pieces.append(call.function.arguments or "")
-        if message.reasoning and keep_reasoning:
-            pieces.append(message.reasoning)
-        return overhead, pieces
+                pieces += [call.function.name or "", call.function.arguments or ""]
+            if message.reasoning and index >= keep_from:
+                pieces.append(message.reasoning)
+            if message.role == "tool":
+                overhead += profile.tool_result
+            text = extra = other = other_extra = low = 0.0
+            for piece in pieces:
+                parts, piece_low = self._text(piece, family)
+                text += parts[0]
+                extra += parts[1]
+                other += parts[2]
+                other_extra += parts[3]
+                low += piece_low
+            out.append(((0.0, overhead, text, extra, other, other_extra), 0.5 * overhead + low))
+        return out
+
+    def raw_estimate(self, request: ChatCompletionRequest) -> float:
+        """The uncalibrated high end of ``request`` (template plus the texts' high ends)."""
+        return sum(self.request_parts(request))
+
+    def request_parts(self, request: ChatCompletionRequest) -> RawParts:
+        """The ``RawParts`` of the whole request."""
+        return self.breakdown(request).parts
+
+    def band(self, request: ChatCompletionRequest) -> TokenBand:
+        """The band that holds ``request``'s prompt tokens, calibrated; the high end is remembered for ``observe``.
+
+        A prompt the server has counted (``remember_server_count``) is that count, exactly.
+        """
+        known = self.server_count(request.model, request)
+        if known is not None:
+            return self.known_band(request.model, known)
+        breakdown = self.breakdown(request)
+        return self.bounds(request.model, breakdown.parts, breakdown.low, breakdown.exact)
+
+    # -- counting for trimming (LangChain's trim_messages, LlamaIndex memory buffers) --
+
+    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
+        """``request``'s prompt tokens for a caller that trims to fit: exact when it can be (the
+        tokenizer extra, or the server's own count of this prompt), else the band's high end (so a
+        history cut to N tokens is at most N). Calibrated; nothing is remembered for ``observe``."""
+        known = self.server_count(request.model, request)
+        if known is not None:
+            return known
+        breakdown = self.breakdown(request)
+        return self.bounds(request.model, breakdown.parts, breakdown.low, breakdown.exact, remember=False).high
+
+    def text_band(self, text: str, model: str = "") -> TokenBand:
+        """The band of ``text`` alone (no chat template) in ``model``'s vocabulary, uncalibrated.
+
+        Exact (one value) with the tokenizer extra or a ``counter``; else the heuristic's band.
+        """
+        if not text:
+            return TokenBand(0, 0, True)
+        parts, low = self._text(text, self.family(model))
+        if self._count is not None or self.vocabulary(model) is not None:
+            count = round(parts[0])
+            return TokenBand(count, count, True)
+        return TokenBand(max(math.floor(low + 1e-9), 0), math.ceil(sum(parts) - 1e-9), False)
+
+    def text_tokens(self, text: str, model: str = "") -> int:
+        """Tokens of ``text`` alone: exact when the vocabulary (or a ``counter``) is there, else the high end."""
+        return self.text_band(text, model).high
+
+    def token_ids(self, text: str, model: str = "") -> list[int]:
+        """The token ids of ``text`` alone in ``model``'s vocabulary.
+
+        Raises:
+            ConfigurationError: the vocabulary is not installed (``pip install 'cerebras-paygo[tokenizer]'``),
+                turned off, or this estimator counts with a ``counter`` (counts only, no ids).
+        """
+        vocabulary = self.vocabulary(model)
+        if vocabulary is None:
+            family = self.family(model)
+            why = (
+                "this estimator counts with a user counter, which gives counts, not ids"
+                if self._count is not None
+                else f"the {family.vocabulary!r} vocabulary needs the optional tokenizer: "
+                "pip install 'cerebras-paygo[tokenizer]' (and CEREBRAS_PAYGO_TOKENIZER not 'off')"
+                if family.vocabulary
+                else f"no vocabulary of {model!r} is known (its family counts with the heuristic)"
+            )
+            raise ConfigurationError(f"token ids of {model!r} are not available: {why}")
+        return vocabulary.ids(text)
+
+    def tokenizer(self, model: str = "") -> Callable[[str], list[int]]:
+        """A ``str -> list[int]`` for frameworks that count with ``len(tokenizer(text))`` (LlamaIndex).
+
+        With the model's vocabulary: its token ids. Without: a list of ``text_tokens(text, model)``
+        zeros, so its length is the safe (high-end) count; the ids themselves are not known then.
+        """
+        if self.vocabulary(model) is not None:
+            return functools.partial(self.token_ids, model=model)
+        return functools.partial(_length_only, self, model)
+
+    # -- prompts the server has counted --
+
+    def server_count(self, model: str, request: ChatCompletionRequest) -> int | None:
+        """The prompt tokens the server counted for this same prompt of ``model`` (None: never counted).
+
+        Free when nothing is remembered for ``model``; else one hash of the prompt's fields.
+        """
+        with self._lock:
+            remembered = self._server_counts.get(model)
+            if not remembered:
+                return None
+        digest = prompt_digest(request)
+        with self._lock:
+            count = remembered.get(digest)
+            if count is not None:
+                remembered.move_to_end(digest)
+        return count
+
+    def remember_server_count(self, model: str, request: ChatCompletionRequest, prompt_tokens: int) -> None:
+        """Remember the server's count of ``request``'s prompt for ``model`` (a bounded LRU per model)."""
+        if prompt_tokens <= 0:
+            return
+        digest = prompt_digest(request)
+        with self._lock:
+            remembered = self._server_counts.get(model)
+            if remembered is None:
+                if len(self._server_counts) >= _SERVER_COUNT_MODELS:
+                    del self._server_counts[next(iter(self._server_counts))]
+                remembered = self._server_counts[model] = collections.OrderedDict()
+            remembered[digest] = int(prompt_tokens)
+            remembered.move_to_end(digest)
+            while len(remembered) > _SERVER_COUNTS:
+                remembered.popitem(last=False)
+
+    def known_band(self, model: str, count: int, *, remember: bool = True) -> TokenBand:
+        """``TokenBand(count, count, exact=True)`` for a count the server gave; remembered for ``observe``."""
+        band = TokenBand(count, count, True)
+        if remember and count > 0:
+            with self._lock:
+                state = self._state.get(model)
+                if state is None:
+                    state = self._state[model] = _Calibration(self._prior_scale, self._mix)
+                self._remember(state, count, Estimate((float(count), 0.0, 0.0, 0.0, 0.0, 0.0), count, True, known=True))
+        return band
+
+    def estimate_request(self, request: ChatCompletionRequest) -> int:
+        """The high end of ``band(request)``: what the rate limiter reserves."""
+        return self.band(request).high
+
+    def estimate_text(self, text: str, model: str = "") -> int:
+        """Calibrated high end of a bare text (no chat template) for ``model``."""
+        if not text:
+            return 0
+        parts, low = self._text(text, self.family(model))
+        exact = self._count is not None or self.vocabulary(model) is not None
+        return self.bounds(model, (0.0, 0.0, *parts), low, exact, remember=False).high
+
+    def bounds(
+        self,
+        model: str,
+        parts: RawParts,
+        low: float,
+        exact: bool,
+        *,
+        scale: PromptScale | None = None,
+        remember: bool = True,
+    ) -> TokenBand:
+        """The calibrated band of raw ``parts`` (high end) and raw ``low`` for ``model``.
+
+        Exact counts move only by the offsets the server has shown; a heuristic's high end goes
+        through ``scale`` (default: the model's current ``scale(model)``) and its low end is
+        lowered by ``low_factor`` when the server ever counted below it.
+        """
+        with self._lock:
+            state = self._state.get(model)
+            if exact:
+                count = round(sum(parts))
+                below, above = state.offsets() if state is not None else (0, 0)
+                band = TokenBand(max(count + below, 0), count + above, below == above == 0)
+            else:
+                if scale is None:
+                    scale = self._prior_scale if state is None else state.scale
+                high = scale.tokens(parts)
+                factor = 1.0 if state is None else state.low_factor()
+                low_end = max(math.floor(low * factor + 1e-9), 0)
+                band = TokenBand(min(low_end, high), high, False)
+            if remember and band.high > 0:
+                if state is None:
+                    state = self._state[model] = _Calibration(self._prior_scale, self._mix)
+                self._remember(state, band.high, Estimate(parts, low, exact))
+        return band
+
+    @staticmethod
+    def _remember(state: _Calibration, estimate: int, entry: Estimate) -> None:
+        recent = state.recent
+        if len(recent) >= _RECENT:
+            del recent[next(iter(recent))]
+        recent[estimate] = entry
+        if not entry.exact:
+            state.last = entry.parts
 
     # -- calibration --
 
@@ -662,11 +636,7 @@ class TokenEstimator:
             if remember and estimate > 0:
                 if state is None:
                     state = self._state[model] = _Calibration(self._prior_scale, self._mix)
-                recent = state.recent
-                if len(recent) >= _RECENT:
-                    del recent[next(iter(recent))]
-                recent[estimate] = parts
-                state.last = parts
+                self._remember(state, estimate, Estimate(parts, sum(parts), False))
         return estimate
 
     def observe(self, model: str, estimated: int, actual_prompt_tokens: int) -> None:
@@ -681,9 +651,17 @@ class TokenEstimator:
             state = self._state.get(model)
             if state is None:
                 state = self._state[model] = _Calibration(self._prior_scale, self._mix)
-            parts = state.recent.get(estimated)
-            if parts is None:
-                parts = self._guess_parts(state, estimated)
+            entry = state.recent.get(estimated)
+            if entry is not None and entry.known:
+                return  # the server's own count of this prompt: nothing to learn about our counting
+            if entry is not None and entry.exact:
+                # an exact count: learn how far the server's count is from it
+                state.diffs.append(actual_prompt_tokens - round(sum(entry.parts)))
+                state.n += 1
+                return
+            parts = entry.parts if entry is not None else self._guess_parts(state, estimated)
+            if entry is not None and entry.low > 0:
+                state.low_ratios.append(actual / entry.low)
             raw = sum(parts)
             if raw <= 0:
                 return
@@ -733,6 +711,12 @@ class TokenEstimator:
         mean = (weight * tracker.mean + _MEAN_PRIOR_WEIGHT) / (weight + _MEAN_PRIOR_WEIGHT)
         return min(max(mean + self._z * self._sd(tracker), self._margin_min), _FACTOR_MAX)
 
+    def low_factor(self, model: str) -> float:
+        """What the heuristic's low end of ``model`` is multiplied by now (1 until the server counted below it)."""
+        with self._lock:
+            state = self._state.get(model)
+            return 1.0 if state is None else state.low_factor()
+
     @staticmethod
     def _guess_parts(state: _Calibration, estimated: int) -> RawParts:
         """Parts for an estimate we did not make: the last request's, scaled to it (or plain text)."""
@@ -751,12 +735,15 @@ class TokenEstimator:
         err: ContextWindowExceededError,
         estimated_prompt: int,
         max_completion_tokens: int,
+        request: ChatCompletionRequest | None = None,
     ) -> int | None:
         """Learn from a server ``context_length_exceeded`` ("Current length is X while limit is Y").
 
         X is the prompt plus the ``max_completion_tokens`` reservation, so the real prompt is
-        ``X - max_completion_tokens``; it is fed to ``observe``. Returns that prompt length, or
-        ``None`` when the error carries no length or was raised locally (our own estimate).
+        ``X - max_completion_tokens``; it is fed to ``observe`` and, given the ``request`` that was
+        sent, remembered as that prompt's exact count (``remember_server_count``): the same prompt
+        sent again is refused locally, with certainty. Returns that prompt length, or ``None`` when
+        the error carries no length or was raised locally (our own estimate).
         """
         if err.local or err.current_length is None:
             return None
@@ -764,6 +751,8 @@ class TokenEstimator:
         if actual <= 0:
             return None
         self.observe(model, estimated_prompt, actual)
+        if request is not None:
+            self.remember_server_count(model, request, actual)
         return actual
 
     def calibration(self, model: str) -> CalibrationStats:
@@ -798,80 +787,34 @@ class TokenEstimator:
         with self._lock:
             if model is None:
                 self._state.clear()
+                self._server_counts.clear()
             else:
                 self._state.pop(model, None)
+                self._server_counts.pop(model, None)
 
 
-def _ridge(gram: Sequence[Sequence[float]], moment: Sequence[float]) -> RawParts:
-    """Coefficients in [0, _COEF_MAX] minimizing the weighted squared error plus the ridge towards 1.
-
-    Solves ``(gram + R) c = moment + R 1``; coefficients that come out negative are fixed at 0 and
-    the others solved again.
-    """
-    free = list(range(_PARTS))
-    coefficients = [0.0] * _PARTS
-    while free:
-        matrix = [[gram[i][j] + (_RIDGE[i] if i == j else 0.0) for j in free] + [moment[i] + _RIDGE[i]] for i in free]
-        solution = _solve(matrix)
-        negative = {free[k] for k, value in enumerate(solution) if value < 0.0}
-        if not negative:
-            for k, i in enumerate(free):
-                coefficients[i] = min(solution[k], _COEF_MAX)
-            break
-        free = [i for i in free if i not in negative]
-    a, b, c, d, e, f = coefficients
-    return (a, b, c, d, e, f)
+_SERVER_COUNTS = 256  # prompts remembered per model
+_SERVER_COUNT_MODELS = 64
+#: The request fields the server's prompt is rendered from (not max_completion_tokens, stream, sampling...).
+_PROMPT_FIELDS = frozenset(
+    {"messages", "tools", "tool_choice", "response_format", "reasoning_effort", "clear_thinking"}
+)
 
 
-def _solve(matrix: list[list[float]]) -> list[float]:
-    """Solve an augmented ``n x (n + 1)`` symmetric positive definite system in place (no pivoting needed)."""
-    size = len(matrix)
-    for col in range(size):
-        row = matrix[col]
-        for other in range(col + 1, size):
-            below = matrix[other]
-            ratio = below[col] / row[col]
-            if ratio:
-                for k in range(col, size + 1):
-                    below[k] -= ratio * row[k]
-    solution = [0.0] * size
-    for col in range(size - 1, -1, -1):
-        row = matrix[col]
-        solution[col] = (row[size] - sum(row[k] * solution[k] for k in range(col + 1, size))) / row[col]
-    return solution
+def _length_only(estimator: TokenEstimator, model: str, text: str) -> list[int]:
+    return [0] * estimator.text_tokens(text, model)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+def prompt_digest(request: ChatCompletionRequest) -> bytes:
+    """A digest of what ``request``'s prompt is rendered from: equal digests, equal prompts (no text kept)."""
+    data = request.model_dump_json(include=set(_PROMPT_FIELDS), exclude_none=True)
+    return hashlib.blake2b(data.encode("utf-8"), digest_size=16).digest()
 
 
-def _last_user_index(messages: list[Message]) -> int:
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].role == "user":
-            return index
-    return -1
-
-
-def _tokenizer_file_counter(path: str | os.PathLike[str]) -> TokenCounter:
-    location = os.fspath(path)
-    if not os.path.isfile(location):
-        raise ConfigurationError(f"tokenizer file {location!r} does not exist")
-    try:
-        tokenizers = importlib.import_module("tokenizers")
-    except ImportError as exc:
-        raise ConfigurationError(
-            "counting tokens with a tokenizer.json file needs the optional 'tokenizers' package: "
-            "pip install tokenizers (or pass counter=<callable str -> int>, or no counter for the built-in estimate)"
-        ) from exc
-    try:
-        tokenizer = tokenizers.Tokenizer.from_file(location)
-    except Exception as exc:  # the Rust binding raises its own exception types
-        raise ConfigurationError(f"cannot load tokenizer file {location!r}: {exc}") from exc
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
-
-    return count
+def _undated(text: str) -> str:
+    """A harmony preamble with its date replaced by the placeholder the template table is keyed by."""
+    start = text.index("Current date: ") + len("Current date: ")
+    return text[:start] + templates.DATE_PLACEHOLDER + text[start + len(templates.DATE_PLACEHOLDER) :]
 
 
 _shared: TokenEstimator | None = None

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from cerebras_paygo._catalog import ModelSpec, Tier
-from cerebras_paygo._context.estimator import (
-    RawParts,
-    TokenEstimator,
-    add_parts,
-    shared_estimator,
-    subtract_parts,
-)
+from cerebras_paygo._context.calibration import RawParts, add_parts, subtract_parts
+from cerebras_paygo._context.estimator import TokenBand, TokenEstimator, shared_estimator
 from cerebras_paygo._wire import ChatCompletionRequest, Message
 from cerebras_paygo.errors import ConfigurationError, ContextWindowExceededError, LocalContextWindowExceededError
 
@@ -42,11 +37,14 @@ class ContextPlan:
 
     Attributes:
         request: a copy of the caller's request with ``max_completion_tokens`` set and messages maybe trimmed.
-        prompt_tokens: the (calibrated) prompt estimate of that copy; pass it to ``TokenEstimator.observe``.
+        prompt_tokens: the high end of that copy's prompt band (what the rate limiter reserves); pass it
+            to ``TokenEstimator.observe``.
         max_completion_tokens: what the copy asks for (and what the rate limiter must reserve).
         window: the context window the plan was made for.
         dropped_messages: how many of the oldest messages ``trim_history`` dropped.
         completion_defaulted: ``max_completion_tokens`` is the model's default, not the caller's.
+        prompt_tokens_low: the low end of the prompt band (the true count is never below it).
+        prompt_exact: the prompt was counted token for token (``prompt_tokens_low == prompt_tokens``).
     """
 
     request: ChatCompletionRequest
@@ -55,6 +53,8 @@ class ContextPlan:
     window: int
     dropped_messages: int = 0
     completion_defaulted: bool = False
+    prompt_tokens_low: int = 0
+    prompt_exact: bool = False
 
     @property
     def reserved_tokens(self) -> int:
@@ -123,13 +123,23 @@ def plan_context(
             )
 
     messages = list(request.messages)
-    breakdown = estimator.breakdown(request)
+    breakdown = estimator.breakdown(request)  # the request is counted once; every check below adds up parts
     costs: list[RawParts] = list(breakdown.message_parts)
-    if len(costs) != len(messages):  # a breakdown with totals only: take them as text
+    lows: list[float] = list(breakdown.message_low)
+    if len(costs) != len(messages) or len(lows) != len(messages):  # totals only: take them as text
         costs = [(0.0, 0.0, cost, 0.0, 0.0, 0.0) for cost in breakdown.messages]
+        lows = [0.0 for _ in breakdown.messages]
     key = spec.id  # calibration is per canonical model id (the gateway observes under spec.id too)
     scale = estimator.scale(key)  # one snapshot for every check of this plan
-    prompt_of = scale.tokens
+    exact = breakdown.exact
+
+    # The server's own count of this very prompt, when a context_length_exceeded told it: exact.
+    known = estimator.server_count(key, request)
+
+    def band_of(parts: RawParts, low: float, dropped: int = 0) -> TokenBand:
+        if known is not None and not dropped:
+            return estimator.known_band(key, known, remember=False)
+        return estimator.bounds(key, parts, low, exact, scale=scale, remember=False)
 
     # The completion that must fit: the caller's value, or (for a default) the floor it may drop to.
     if requested is None:
@@ -139,26 +149,46 @@ def plan_context(
         default = requested
         needed = requested if overflow != "shrink_completion" else min(min_completion_tokens, requested)
 
+    # Refuse, trim or shrink only on the low end: what certainly does not fit. A band straddling
+    # the window is sent, and the server decides (its context_length_exceeded teaches the estimator).
     raw_total = add_parts(breakdown.fixed_parts, *costs)
+    raw_low = breakdown.fixed_low + sum(lows)
     dropped = 0
-    if prompt_of(raw_total) + needed > limit and overflow == "trim_history":
-        messages, raw_total, dropped = _trim(messages, costs, raw_total, lambda raw: prompt_of(raw) + needed <= limit)
+    if band_of(raw_total, raw_low).low + needed > limit and overflow == "trim_history":
+        messages, raw_total, raw_low, dropped = _trim(
+            messages,
+            costs,
+            lows,
+            raw_total,
+            raw_low,
+            lambda raw, low, gone: band_of(raw, low, gone).low + needed <= limit,
+        )
 
-    prompt = prompt_of(raw_total)
-    if prompt + needed > limit:
-        raise _exceeded(request, spec, tier, overflow, prompt, needed, requested, limit, dropped, len(messages))
+    band = band_of(raw_total, raw_low, dropped)
+    if band.low + needed > limit:
+        raise _exceeded(request, spec, tier, overflow, band.low, needed, requested, limit, dropped, len(messages))
 
-    completion = default if requested is not None and overflow != "shrink_completion" else min(default, limit - prompt)
+    if requested is not None and overflow != "shrink_completion":
+        completion = default
+    else:
+        # a default or shrinkable completion: what surely fits by the high end, else by the low end
+        completion = min(default, limit - band.high) if limit - band.high >= needed else min(default, limit - band.low)
     planned = _copy(request, messages, completion)
     if requested is None:
         _DEFAULTED[id(planned)] = planned
+    if known is not None and not dropped:
+        high = estimator.known_band(key, known)  # remembered for observe()
+    else:
+        high = estimator.bounds(key, raw_total, raw_low, exact, scale=scale)  # remembered for observe()
     return ContextPlan(
         request=planned,
-        prompt_tokens=estimator.calibrated(key, raw_total, scale=scale),  # the calibration the checks used
+        prompt_tokens=high.high,
         max_completion_tokens=completion,
         window=limit,
         dropped_messages=dropped,
         completion_defaulted=requested is None,
+        prompt_tokens_low=high.low,
+        prompt_exact=high.exact,
     )
 
 
@@ -215,18 +245,22 @@ def _units(messages: list[Message]) -> list[list[int]]:
 def _trim(
     messages: list[Message],
     costs: list[RawParts],
+    lows: list[float],
     raw_total: RawParts,
-    fits: Callable[[RawParts], bool],
-) -> tuple[list[Message], RawParts, int]:
-    """Drop the oldest units until ``fits(raw_total)``; return the kept messages, their raw parts, the count dropped."""
+    raw_low: float,
+    fits: Callable[[RawParts, float, int], bool],
+) -> tuple[list[Message], RawParts, float, int]:
+    """Drop the oldest units until ``fits(raw_total, raw_low, dropped so far)``; return the kept
+    messages, their raw parts and low end, and the count dropped."""
     dropped: set[int] = set()
     for unit in _units(messages):
-        if fits(raw_total):
+        if fits(raw_total, raw_low, len(dropped)):
             break
         dropped.update(unit)
         raw_total = subtract_parts(raw_total, *(costs[index] for index in unit))
+        raw_low -= sum(lows[index] for index in unit)
     kept = [message for index, message in enumerate(messages) if index not in dropped]
-    return kept, raw_total, len(dropped)
+    return kept, raw_total, raw_low, len(dropped)
 
 
 def _exceeded(
@@ -255,7 +289,7 @@ def _exceeded(
     else:
         done = ""
     message = (
-        f"the prompt of about {prompt:,} tokens (estimate) plus {what} does not fit the {limit:,}-token "
+        f"the prompt of at least {prompt:,} tokens plus {what} does not fit the {limit:,}-token "
         f"context window of {spec.id!r} on the {tier} tier{done}. Current length is {total} while limit is {limit}. "
         "Ways out: shorten the prompt, pass a smaller max_completion_tokens, or set "
         'context_overflow="trim_history" (drop the oldest turns) or "shrink_completion" '

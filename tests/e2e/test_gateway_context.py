@@ -126,8 +126,12 @@ def test_server_context_error_under_trim_history_is_replanned_once(emulator) -> 
     assert statuses.get("400", 0) <= 1
 
 
-def test_calibration_shrinks_the_error_against_the_server_counts(emulator) -> None:
-    estimator = TokenEstimator()
+@pytest.mark.parametrize("vocabularies", [True, False], ids=["tokenizer", "heuristic"])
+def test_the_band_holds_the_servers_count_and_calibration_tightens_it(emulator, vocabularies: bool) -> None:
+    estimator = TokenEstimator(vocabularies=vocabularies)
+    exact = vocabularies and estimator.counts_exactly("gpt-oss-120b")
+    if vocabularies and not exact:
+        pytest.skip("needs the [tokenizer] extra (quicktok-v1)")
     client = CerebrasClient(api_key=emulator.api_key, base_url=emulator.base_url, estimator=estimator)
     errors_rel: list[float] = []
     for i in range(40):
@@ -137,8 +141,39 @@ def test_calibration_shrinks_the_error_against_the_server_counts(emulator) -> No
             messages=[Message(role="user", content=f"Item {i}. " + FILLER * size)],
             max_completion_tokens=16,
         )
-        estimate = client.estimate_tokens(request)
+        band = estimator.band(request)
         actual = client.chat(request).completion.usage.prompt_tokens
-        errors_rel.append(abs(estimate - actual) / actual)
+        # a refusal is certain (the low end never above the server's count) ...
+        assert band.low <= actual, (i, band, actual)
+        if exact:
+            assert band == (actual, actual, True)  # ... and with the tokenizer the count is the server's
+        errors_rel.append((band.high - actual) / actual)
     first, last = errors_rel[:10], errors_rel[-10:]
-    assert sum(last) / len(last) < sum(first) / len(first)
+    if exact:
+        assert max(map(abs, errors_rel)) == 0
+    else:
+        assert min(errors_rel) >= 0  # the high end (what is reserved) held the true count throughout
+        assert sum(last) / len(last) < 0.7 * sum(first) / len(first)  # and calibration brought it closer
+
+
+def test_a_prompt_the_server_counted_is_refused_locally_next_time_without_the_tokenizer(emulator) -> None:
+    # The heuristic's band straddles the window: sent, and the server's count is remembered.
+    estimator = TokenEstimator(vocabularies=False)
+    client = free_client(emulator, estimator=estimator)
+    request = ChatCompletionRequest(
+        model="gpt-oss-120b", messages=[Message(role="user", content=FILLER * 500)], max_completion_tokens=512
+    )
+    band = estimator.band(request)
+    assert band.low + 512 <= 8192 < band.high + 512, band  # uncertain: not refused locally
+    with pytest.raises(errors.ContextWindowExceededError) as first:
+        client.chat(request)
+    assert not first.value.local
+    real = first.value.current_length - 512
+    assert estimator.band(request) == (real, real, True)
+    with pytest.raises(errors.ContextWindowExceededError) as again:
+        client.chat(request)
+    assert again.value.local and again.value.current_length == real + 512
+    assert emulator.stats()["requests"] == 1
+    # another prompt is not taken for this one
+    other = request.model_copy(update={"messages": [Message(role="user", content=FILLER * 499)]})
+    assert not estimator.band(other).exact

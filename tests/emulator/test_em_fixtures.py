@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from cerebras_paygo.emulator import EmulatorServer, FaultConfig, ServerLimits
+from cerebras_paygo.emulator import EmulatorServer, FaultConfig, ServerLimits, count_prompt
 from cerebras_paygo.emulator.pytest_plugin import AsgiEmulatorHandle, EmulatorHandle
 from tests.emulator._helpers import MODEL, chat
 
@@ -40,7 +42,9 @@ async def test_emulator_asgi_in_process(emulator_asgi):
     assert isinstance(emulator_asgi, AsgiEmulatorHandle)
     emulator_asgi.configure(limits={"*": {"tokens_per_minute": 1000}})
     async with emulator_asgi.async_client() as client:
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 950}
+        body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        # a reservation of 1000 - 20 tokens: the prompt as the emulator counts it, plus the completion
+        body["max_completion_tokens"] = 980 - count_prompt(body)
         first = await client.post("/chat/completions", json=body)
         assert first.status_code == 200
         used = first.json()["usage"]["total_tokens"]

@@ -57,8 +57,11 @@ def test_admission_reserves_then_refunds(emulator, client):
 
 def test_token_limit_trips_with_headers_and_no_retry_after(emulator, client):
     emulator.configure(limits={"*": ServerLimits(tokens_per_minute=1000)})
+    # A reservation that fits a full bucket but not what the first request left (the prompt is
+    # the emulator's own count: the real gpt-oss template with the [tokenizer] extra, ~70 tokens).
+    most = 1000 - _prompt("Hello there") - 10
     assert chat(client, max_completion_tokens=400).status_code == 200
-    refused = chat(client, max_completion_tokens=980)
+    refused = chat(client, max_completion_tokens=most)
     assert refused.status_code == 429
     assert refused.json() == TOKENS_BODY
     assert_rate_headers(refused)
@@ -70,7 +73,7 @@ def test_token_limit_trips_with_headers_and_no_retry_after(emulator, client):
     assert emulator.stats()["rate_limited"] == 1
     # the bucket refills continuously: after the advertised reset it is full again
     emulator.advance(reset)
-    assert chat(client, max_completion_tokens=980).status_code == 200
+    assert chat(client, max_completion_tokens=most).status_code == 200
 
 
 def test_request_bigger_than_the_bucket_is_refused(emulator, client):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from cerebras_paygo.emulator.tokens import MESSAGE_OVERHEAD, PRIMING_TOKENS, count_prompt, count_text, split
+from cerebras_paygo.emulator.tokens import (
+    MESSAGE_OVERHEAD,
+    PRIMING_TOKENS,
+    count_prompt,
+    count_text,
+    emulated_prompt_pieces,
+    harmony_prompt,
+    split,
+    vocabulary_counting,
+)
 from tests.emulator._helpers import GLM, MODEL
 
 TEXTS = [
@@ -34,14 +43,41 @@ def test_not_simply_chars_over_four():
     assert max(differences) > 3
 
 
-def test_prompt_overhead_tools_and_schema_are_counted():
+@pytest.fixture(params=["vocabulary", "emulated"])
+def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """gpt-oss prompts counted in o200k_harmony (with the [tokenizer] extra), or by the emulated counter."""
+    if request.param == "vocabulary":
+        pytest.importorskip("quicktok", reason="needs the [tokenizer] extra (quicktok-v1)")
+    else:
+        monkeypatch.setenv("CEREBRAS_PAYGO_TOKENIZER", "off")
+    return str(request.param)
+
+
+def test_prompt_overhead_tools_and_schema_are_counted(counting: str) -> None:
     one = {"model": MODEL, "messages": [{"role": "user", "content": "Hello world"}]}
-    assert count_prompt(one) == count_text("Hello world") + MESSAGE_OVERHEAD + PRIMING_TOKENS
     two = {**one, "messages": [{"role": "system", "content": "Be brief"}, *one["messages"]]}
-    assert count_prompt(two) == count_prompt(one) + count_text("Be brief") + MESSAGE_OVERHEAD
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    assert count_prompt({**one, "tools": tools}) > count_prompt(one) + 5
     schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    if counting == "vocabulary":
+        import quicktok
+
+        encoding = quicktok.get_encoding("o200k_harmony")
+        for body in (one, two, {**one, "tools": tools}, {**one, "response_format": schema}):
+            # the real count: the harmony rendering encoded with the real vocabulary, token for token
+            assert count_prompt(body) == len(encoding.encode_with_special(harmony_prompt(body)))
+        assert count_prompt(one) == len(encoding.encode_ordinary("Hello world")) + 67  # system preamble, turns
+        assert harmony_prompt(one).endswith("<|start|>user<|message|>Hello world<|end|><|start|>assistant")
+        # the other models keep the emulated counter
+        glm = {**one, "model": GLM}
+        assert count_prompt(glm) == count_text("Hello world") + MESSAGE_OVERHEAD + PRIMING_TOKENS
+        assert vocabulary_counting(MODEL) and not vocabulary_counting(GLM)
+    else:
+        assert not vocabulary_counting(MODEL)
+        assert count_prompt(one) == count_text("Hello world") + MESSAGE_OVERHEAD + PRIMING_TOKENS
+        assert count_prompt(two) == count_prompt(one) + count_text("Be brief") + MESSAGE_OVERHEAD
+        assert count_prompt(one) == len(emulated_prompt_pieces(one))
+    assert count_prompt(two) > count_prompt(one) + 3
+    assert count_prompt({**one, "tools": tools}) > count_prompt(one) + 5
     assert count_prompt({**one, "response_format": schema}) > count_prompt(one) + 5
 
 

@@ -29,7 +29,7 @@ from cerebras_paygo import (
 from cerebras_paygo._client import CerebrasClient
 from cerebras_paygo._context import TokenEstimator
 from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo.emulator import AutoRecharge, OrgConfig
+from cerebras_paygo.emulator import AutoRecharge, OrgConfig, count_prompt
 from langchain_cerebras_paygo import ChatCerebras
 from tests.langchain.helpers import PATHS, collect, fresh_key, run_path
 
@@ -64,7 +64,12 @@ async def test_prompt_model_parser_chain(emulator: Any) -> None:
 
 
 async def test_abatch_200_under_a_small_quota_never_sees_a_429(emulator: Any) -> None:
-    tokens_per_minute = 5_000
+    # 90% of what the batch reserves (prompt as the server counts it + max_tokens, per request):
+    # a bit more than a minute's quota must go through. The prompt is the real gpt-oss template
+    # (~75 tokens) with the [tokenizer] extra, ~15 by the emulator's own counter without it.
+    body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "Say a word about number 100."}],
+            "reasoning_effort": "low"}  # fmt: skip
+    tokens_per_minute = int(0.9 * 200 * (count_prompt(body) + 12))
     emulator.configure(limits={"paygo/gpt-oss-120b": {"tokens_per_minute": tokens_per_minute}})
     llm = llm_for(
         emulator,
@@ -171,7 +176,7 @@ def test_trim_history_drops_old_turns_and_says_so(emulator: Any) -> None:
     history: list[BaseMessage] = [SystemMessage("Be brief.")]
     for i in range(3):
         # each old turn alone is bigger than the free tier's window, so all of them must go
-        history += [HumanMessage(f"question {i}: " + "filler text " * 4000), AIMessage(f"answer {i}")]
+        history += [HumanMessage(f"question {i}: " + "filler text " * 4200), AIMessage(f"answer {i}")]
     history.append(HumanMessage("And the last question?"))
     assert llm.get_num_tokens_from_messages(history) > 3 * 8192
     message = llm.invoke(history)

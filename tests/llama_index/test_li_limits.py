@@ -22,7 +22,7 @@ from cerebras_paygo import (
     StreamInterruptedError,
 )
 from cerebras_paygo._payment import PaymentPolicy
-from cerebras_paygo.emulator import AutoRecharge, OrgConfig
+from cerebras_paygo.emulator import AutoRecharge, OrgConfig, count_prompt
 from llama_index_cerebras import Cerebras
 from tests.llama_index.helpers import PATHS, llm_for, run_chat
 
@@ -59,7 +59,12 @@ async def test_a_429_storm_costs_exactly_one_extra_request_per_429(emulator: Any
 
 
 async def test_100_concurrent_achat_under_a_small_quota_see_no_429(emulator: Any) -> None:
-    tokens_per_minute = 3_000
+    # 90% of what the 100 calls reserve (prompt as the server counts it + max_tokens): a bit more
+    # than a minute's quota goes through (the real gpt-oss template is ~75 tokens with the
+    # [tokenizer] extra, ~15 by the emulator's own counter without it).
+    body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "Say a word about number 50."}],
+            "reasoning_effort": "low"}  # fmt: skip
+    tokens_per_minute = int(0.9 * 100 * (count_prompt(body) + 16))
     emulator.configure(limits={"paygo/gpt-oss-120b": {"tokens_per_minute": tokens_per_minute}})
     # What a user knows of their org's quota; the headers teach it too, but only after the first
     # answer, and a hundred requests go out at once.
