@@ -25,13 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from cerebras_paygo._backends import close_at_loop_exit
 from cerebras_paygo._billing import HoldReply, HoldStatus, SpendTotals
 from cerebras_paygo._payment import (
     FIRST_ANSWER_POLL,
@@ -41,6 +39,7 @@ from cerebras_paygo._payment import (
     GateReply,
     PaymentReply,
 )
+from cerebras_paygo._redis_loops import LoopClients
 from cerebras_paygo.errors import BackendUnavailableError, ConfigurationError
 
 __all__ = [
@@ -471,35 +470,15 @@ class AsyncRedisOrgState:
             raise ConfigurationError("AsyncRedisOrgState needs a redis.asyncio client or a factory")
         self.codec = _Codec(prefix=prefix, ttl=ttl, hold_lease=hold_lease)
         self._factory = factory
-        self._fixed = None if client is None else self._with_scripts(client)
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = (
-            weakref.WeakKeyDictionary()
+        self._clients = LoopClients(
+            client, factory, lambda c: {step: c.register_script(lua_source(step)) for step in STEPS}
         )
 
     def __repr__(self) -> str:
         return f"AsyncRedisOrgState(prefix={self.codec.prefix!r})"
 
-    @staticmethod
-    def _with_scripts(client: Any) -> tuple[Any, dict[str, Any]]:
-        return client, {step: client.register_script(lua_source(step)) for step in STEPS}
-
     def _bound(self) -> tuple[Any, dict[str, Any]]:
-        if self._fixed is not None:
-            return self._fixed
-        loop = asyncio.get_running_loop()
-        bound = self._per_loop.get(loop)
-        if bound is None:
-            assert self._factory is not None
-            bound = self._per_loop[loop] = self._with_scripts(self._factory())
-            client = bound[0]
-
-            async def close() -> None:
-                self._per_loop.pop(loop, None)
-                await client.aclose()
-
-            # This loop's connections die with it: close them on it (asyncio.run after asyncio.run).
-            close_at_loop_exit(loop, close)
-        return bound
+        return self._clients.get()
 
     async def eval(self, step: str, keys: list[Any], args: list[Any]) -> Any:
         _, scripts = self._bound()
@@ -577,3 +556,8 @@ class AsyncRedisSpendStore:
     async def record(self, fingerprint: str, model: str, entry: SpendTotals) -> None:
         c = self.org.codec
         await self.org.eval("spend_record", c.spend_keys(fingerprint)[:1], c.record_args(model, entry))
+
+
+def _register_scripts(client: Any) -> dict[str, Any]:
+    """Every Lua step of this store, registered once on ``client`` (EVALSHA, NOSCRIPT reload)."""
+    return {step: client.register_script(lua_source(step)) for step in STEPS}

@@ -30,15 +30,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-from cerebras_paygo._backends import close_at_loop_exit
 from cerebras_paygo._ratelimit.base import BucketStats, Scope, Ticket
 from cerebras_paygo._ratelimit.gcra import PAUSE, US, max_wait_error, to_us, too_large_error
 from cerebras_paygo._ratelimit.limits import HEADER_LIMIT_NAMES, LIMIT_WINDOWS, RateLimits
+from cerebras_paygo._redis_loops import LoopClients
 from cerebras_paygo._wire import RateLimitSnapshot
 from cerebras_paygo.errors import BackendUnavailableError, ConfigurationError
 
@@ -361,9 +360,8 @@ class AsyncRedisStorage:
         self.clock: Callable[[], float] | None = None
         self._client = client
         self._factory = factory
-        self._fixed = None if client is None else self._with_scripts(client)
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = (
-            weakref.WeakKeyDictionary()
+        self._clients = LoopClients(
+            client, factory, lambda c: {step: c.register_script(lua_source(step)) for step in STEPS}
         )
 
     @classmethod
@@ -381,27 +379,8 @@ class AsyncRedisStorage:
     def __repr__(self) -> str:
         return f"AsyncRedisStorage(prefix={self.codec.prefix!r})"
 
-    @staticmethod
-    def _with_scripts(client: Any) -> tuple[Any, dict[str, Any]]:
-        return client, {step: client.register_script(lua_source(step)) for step in STEPS}
-
     def _bound(self) -> tuple[Any, dict[str, Any]]:
-        if self._fixed is not None:
-            return self._fixed
-        loop = asyncio.get_running_loop()
-        bound = self._per_loop.get(loop)
-        if bound is None:
-            assert self._factory is not None
-            bound = self._per_loop[loop] = self._with_scripts(self._factory())
-            client = bound[0]
-
-            async def close() -> None:
-                self._per_loop.pop(loop, None)
-                await client.aclose()
-
-            # This loop's connections die with it: close them on it (asyncio.run after asyncio.run).
-            close_at_loop_exit(loop, close)
-        return bound
+        return self._clients.get()
 
     async def _eval(self, step: str, scope: Scope | None, args: list[Any], key: Any = None) -> Any:
         _, scripts = self._bound()
@@ -500,3 +479,8 @@ def _is_redis_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - redis is installed whenever a client exists
         return False
     return isinstance(exc, (RedisError, OSError, asyncio.TimeoutError))
+
+
+def _register_scripts(client: Any) -> dict[str, Any]:
+    """Every Lua step of this store, registered once on ``client`` (EVALSHA, NOSCRIPT reload)."""
+    return {step: client.register_script(lua_source(step)) for step in STEPS}
