@@ -595,6 +595,21 @@ class BudgetGuard:
                 return self._held(reply, amount, self._ledger)
         return self._held(self._local.hold(amount, self._local_limit()), amount, self._local)
 
+    async def areserve(self, worst_case_usd: float) -> BudgetToken:
+        """``reserve`` for event loops: awaits a remote ledger, and the refusal reads no store."""
+        token = await self.ahold(worst_case_usd)
+        if token is None:
+            self.refuse(worst_case_usd, books=self._known_books())
+        return token
+
+    def _known_books(self) -> tuple[float, float]:
+        """Spent and in flight as last seen, without I/O (in memory: read now)."""
+        if not self._remote:
+            return self._ledger.read()
+        spent, flight = self._last
+        local_spent, local_flight = self._local.read()
+        return spent + local_spent + self._unsynced, flight + local_flight
+
     def refuse(self, worst_case_usd: float, *, books: tuple[float, float] | None = None) -> NoReturn:
         """Raise the ``BudgetExceededError`` for a request of ``worst_case_usd`` (nothing is booked)."""
         limit = self.budget.max_spend_usd

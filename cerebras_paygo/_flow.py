@@ -315,13 +315,13 @@ class CallFlow:
         """Hold the worst case on the budget; while requests in flight block it but their settling
         could make room, wait for them (up to the deadline) instead of refusing."""
         while True:
-            token = yield HoldBudget(guard, lease.worst_case_usd)
+            remaining = self.remaining()
+            # At the deadline, ask once more and refuse for good (the error says what is spent and
+            # in flight); before it, "not now" means wait.
+            final = remaining is not None and remaining <= 0
+            token = yield HoldBudget(guard, lease.worst_case_usd, final=final)
             if token is not None:
                 return token
-            remaining = self.remaining()
-            if remaining is not None and remaining <= 0:
-                # Ask once more, refusing for good: the error says what is spent and in flight.
-                guard.refuse(lease.worst_case_usd)
             nap = BUDGET_POLL_S if remaining is None else min(BUDGET_POLL_S, remaining)
             self.waited_s += nap
             yield Sleep(nap)

@@ -174,15 +174,21 @@ class CheckCircuit(SharedStep[CircuitGate]):
 class HoldBudget(SharedStep["BudgetToken | None"]):
     """Hold ``worst_case_usd`` on the budget. ``None``: the budget cannot admit it while the requests
     in flight hold their worst case, but could once they settle (wait and ask again). Raises
-    ``BudgetExceededError`` when even a settled budget could not admit it."""
+    ``BudgetExceededError`` when even a settled budget could not admit it, and, with ``final`` (the
+    call's deadline has come), whenever it cannot admit it now."""
 
     guard: BudgetGuard
     worst_case_usd: float
+    final: bool = False
 
     def run(self) -> BudgetToken | None:
+        if self.final:
+            return self.guard.reserve(self.worst_case_usd)
         return self.guard.hold(self.worst_case_usd)
 
     async def arun(self) -> BudgetToken | None:
+        if self.final:
+            return await self.guard.areserve(self.worst_case_usd)
         return await self.guard.ahold(self.worst_case_usd)
 
 

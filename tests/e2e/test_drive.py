@@ -178,3 +178,14 @@ async def test_async_budget_refusal_holds_nothing(emulator) -> None:
         await client.achat(request("hi"))
     assert emulator.stats()["requests"] == 0
     assert client.budget_guard is not None and client.budget_guard.in_flight_usd == 0.0
+
+
+async def test_async_budget_wait_ends_at_the_deadline_with_a_refusal(emulator) -> None:
+    client = make_client(emulator, max_spend_usd=0.001, deadline=0.3)
+    assert client.budget_guard is not None
+    blocker = client.budget_guard.reserve(0.00099)  # another call in flight holds nearly all of it
+    with pytest.raises(errors.BudgetExceededError):
+        await client.achat(request("hi", max_completion_tokens=64))
+    assert emulator.stats()["requests"] == 0
+    client.budget_guard.release(blocker)
+    assert client.budget_guard.in_flight_usd == 0.0
