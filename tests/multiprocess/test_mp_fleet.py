@@ -132,7 +132,10 @@ def test_a_402_outage_is_probed_once_for_the_fleet(redis_url: str, key: str) -> 
 def test_without_redis_each_process_probes_on_its_own() -> None:
     reports, stats = run_outage(memory_key(), None)
     assert sum(r.ok for r in reports) == WORKERS * 20
-    assert stats["payment_required"] > 10  # four circuits, four probe streams
+    # Four circuits, four probe streams: every process met the outage with its own probe and heard of
+    # it on its own. (How many probes each stream sent depends on when its process started within the
+    # 3 s outage, 2 to 6 each, so the total is not the evidence; a shared circuit sends one per interval.)
+    assert stats["payment_required"] >= WORKERS
     assert [r.hook_calls for r in reports] == [1] * WORKERS
 
 
