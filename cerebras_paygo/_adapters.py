@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from cerebras_paygo._catalog import Tier
 from cerebras_paygo._options import ClientOptions, configuration_error
-from cerebras_paygo._settings import env_tier
+from cerebras_paygo._settings import env_tier, parse_tier
 
 if TYPE_CHECKING:
     from pydantic import BaseModel as _Model
@@ -99,10 +99,14 @@ class ClientOwner(_Model):
             return client
 
     def _resolved_tier(self) -> Tier:
-        """The tier calls run on: the shared client's, else ``tier``, ``CEREBRAS_TIER``, paygo."""
-        if self.client is not None:
-            return self.client.settings.tier
-        tier = (self.tier or env_tier()).lower()
+        """The tier whose window the framework is told about (LangChain's profile, LlamaIndex's
+        metadata): the client's, configured or learned from its first answer under ``"auto"``;
+        before that, ``tier`` / ``CEREBRAS_TIER``, and PayGo's for ``"auto"`` (a free key's first
+        too-long prompt is refused by the server, which teaches the client the free tier)."""
+        client = self.client if self.client is not None else self._client
+        if client is not None:
+            return client.tier
+        tier = parse_tier(self.tier) if self.tier is not None else env_tier()
         return "free" if tier == "free" else "paygo"
 
     def __copy__(self) -> Self:

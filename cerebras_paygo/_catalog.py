@@ -25,11 +25,13 @@ from cerebras_paygo.errors import ConfigurationError, ModelRetiredError
 
 __all__ = [
     "CATALOG_ENV",
+    "TIER_SETTINGS",
     "Capabilities",
     "Catalog",
     "ModelSpec",
     "Prices",
     "Tier",
+    "TierSetting",
     "UnknownModelWarning",
     "default_catalog",
 ]
@@ -38,6 +40,9 @@ logger = logging.getLogger("cerebras_paygo.catalog")
 
 Tier = Literal["paygo", "free"]
 TIERS: tuple[Tier, ...] = ("paygo", "free")
+#: What a user may configure: a tier, or ``"auto"`` (learned from the server; see ``_tier``).
+TierSetting = Literal["auto", "paygo", "free"]
+TIER_SETTINGS: tuple[TierSetting, ...] = ("auto", "paygo", "free")
 CATALOG_ENV = "CEREBRAS_PAYGO_CATALOG"
 
 

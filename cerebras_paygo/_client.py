@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from cerebras_paygo._async.drive import AsyncChatStream, arun
 from cerebras_paygo._async.transport import AsyncTransport
 from cerebras_paygo._billing import Budget, BudgetGuard, SpendMeter
-from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
+from cerebras_paygo._catalog import TIERS, Catalog, ModelSpec, Tier, default_catalog
 from cerebras_paygo._context import ContextOverflow, TokenEstimator, shared_estimator
 from cerebras_paygo._flow import CallConfig, CallFlow, CallInfo
 from cerebras_paygo._payment import PaymentPolicy
@@ -32,6 +32,7 @@ from cerebras_paygo._shared import BackendErrorPolicy, shared_state
 from cerebras_paygo._steps import Route
 from cerebras_paygo._sync.drive import ChatStream, run
 from cerebras_paygo._sync.transport import Transport
+from cerebras_paygo._tier import KeyTier
 from cerebras_paygo._wire import ChatCompletion, ChatCompletionRequest, ModelList
 from cerebras_paygo.errors import ConfigurationError
 
@@ -69,7 +70,8 @@ class CerebrasClient:
     Args:
         api_key: the Cerebras key (else ``CEREBRAS_API_KEY``; never ``OPENAI_API_KEY``).
         base_url: API root (else ``CEREBRAS_BASE_URL``, else ``https://api.cerebras.ai/v1``).
-        tier: ``"paygo"`` (default, else ``CEREBRAS_TIER``) or ``"free"`` (8,192-token cap, free limits).
+        tier: ``"auto"`` (default, else ``CEREBRAS_TIER``: learned from the server's first answer),
+            ``"paygo"`` or ``"free"`` (8,192-token cap, free limits).
         timeout: HTTP timeout in seconds or an ``httpx.Timeout`` (default 60 s read, 5 s connect).
         max_retries: retries of 5xx and connection failures (429s are waited out, not counted).
         deadline: overall seconds a call may take, waits included (``None``: no deadline).
@@ -179,6 +181,9 @@ class CerebrasClient:
         self._loop_sentinels: dict[object, AsyncGenerator[None, None]] = {}
         self._routes: dict[str, tuple[Route, Route | None]] = {}
         self._fallback_settings: Settings | None = None
+        #: The primary key's tier: configured, or learned from its first answer (``tier="auto"``).
+        self.key_tier = KeyTier(self.settings.tier)
+        self._fallback_tier = KeyTier(self.payment_policy.fallback_tier)
         fallback_key = self.payment_policy.fallback_api_key
         if fallback_key is not None:
             self._fallback_settings = self.settings.model_copy(
@@ -191,16 +196,23 @@ class CerebrasClient:
         return self.catalog.get(model)
 
     def _route(self, settings: Settings, spec: ModelSpec, *, fallback: bool) -> Route:
-        limits = spec.rate_limits(settings.tier)
+        tier_limits = {tier: spec.rate_limits(tier) for tier in TIERS}
         if not fallback:
-            limits = self.user_limits.merged_over(limits)
+            tier_limits = {tier: self.user_limits.merged_over(limits) for tier, limits in tier_limits.items()}
         return Route(
             settings=settings,
             scope=Scope(base_url=settings.base_url, key_fingerprint=settings.fingerprint, model=spec.id),
-            limits=limits,
+            tier_limits=tier_limits,
             circuit=self.shared.circuit(settings.fingerprint, self.payment_policy),
+            key_tier=self._fallback_tier if fallback else self.key_tier,
             fallback=fallback,
         )
+
+    @property
+    def tier(self) -> Tier:
+        """The tier calls are planned, priced and limited with: the configured one, the one learned
+        from the server under ``tier="auto"``, or PayGo's while auto has not heard from it."""
+        return self.key_tier.planning
 
     def routes(self, spec: ModelSpec) -> tuple[Route, Route | None]:
         """The primary key's route and the fallback key's (built once per model)."""
@@ -376,4 +388,7 @@ class CerebrasClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"CerebrasClient(base_url={self.settings.base_url!r}, tier={self.settings.tier!r})"
+        tier: str = self.settings.tier
+        if tier == "auto":
+            tier = f"auto:{self.key_tier.known or 'unknown'}"
+        return f"CerebrasClient(base_url={self.settings.base_url!r}, tier={tier!r})"

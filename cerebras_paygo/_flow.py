@@ -146,7 +146,8 @@ class CallFlow:
     waited_s: float = 0.0
     completion: ChatCompletion | None = None
     info: CallInfo | None = None
-    _plans: dict[Tier, ContextPlan] = field(default_factory=dict)
+    #: Plans per tier in force (None: ``tier="auto"`` before the server told it).
+    _plans: dict[Tier | None, ContextPlan] = field(default_factory=dict)
     #: Tokens the server counted beyond our estimate, per tier: the next plan leaves that much room.
     _window_gap: dict[Tier, int] = field(default_factory=dict)
     _rng: random.Random | None = None
@@ -164,20 +165,29 @@ class CallFlow:
     def plan_for(self, route: Route) -> ContextPlan:
         """The request fitted to ``route``'s window (planned once per tier, again after a server
         context error under a trimming or shrinking policy)."""
-        plan = self._plans.get(route.tier)
+        known = route.key_tier.known
+        plan = self._plans.get(known)
         if plan is None:
             cfg = self.config
+            tier = route.tier
             request = self.request
             if self.stream:
                 request = request.model_copy(update={"stream_options": {"include_usage": True}})
             window = cfg.window if not route.fallback else None
-            gap = self._window_gap.get(route.tier)
+            gap = self._window_gap.get(tier)
             if gap:
-                window = (window or cfg.spec.window(route.tier)) - gap
+                window = (window or cfg.spec.window(tier)) - gap
             plan = plan_context(
-                request, cfg.spec, route.tier, estimator=cfg.estimator, overflow=cfg.overflow, window=window
+                request,
+                cfg.spec,
+                tier,
+                estimator=cfg.estimator,
+                overflow=cfg.overflow,
+                window=window,
+                # Tier not known yet: a default completion also fits the free window when it can.
+                also_fit=cfg.spec.window("free") if known is None and window is None else None,
             )
-            self._plans[route.tier] = plan
+            self._plans[known] = plan
         return plan
 
     def prices(self, route: Route) -> Prices:
@@ -268,6 +278,8 @@ class CallFlow:
             payload = lease.plan.request.to_payload()
             answer = yield Send(route, payload, stream=self.stream, deadline=self.deadline_at())
             lease.stage = "answered"
+            if route.key_tier.learn_from_headers(answer.rate_limits):
+                lease.prices = self.prices(route)  # the free tier pays nothing, even on this first call
             if self.stream:
                 stream = answer  # from here on, every path closes it
             lease.credited = True
@@ -335,6 +347,9 @@ class CallFlow:
         cfg = self.config
         closed = self._closed
         route = lease.route
+        meta = getattr(error, "meta", None)
+        if meta is not None:  # an error answer's headers tell the tier as well as a success's
+            route.key_tier.learn_from_headers(meta.rate_limits)
         if isinstance(error, BudgetExceededError):
             raise error
         if isinstance(error, AuthenticationError):
@@ -384,6 +399,17 @@ class CallFlow:
         estimator.observe_context_error(
             cfg.spec.id, error, plan.prompt_tokens, plan.max_completion_tokens, request=plan.request
         )
+        key_tier = lease.route.key_tier
+        if self._plans.get(None) is plan:
+            # Planned before the tier was known (``tier="auto"``): the error's limit (or its headers)
+            # may show the free tier's window. Plan again for it, under any policy.
+            key_tier.learn_from_context_limit(cfg.spec, error.limit)
+            if key_tier.known == "free":
+                del self._plans[None]
+                logger.info(
+                    "the key is on the free tier (server limit %s): planning %s again", error.limit, cfg.spec.id
+                )
+                return
         tier = lease.route.tier
         if cfg.overflow == "raise" or error.current_length is None or tier in self._window_gap:
             raise error

@@ -17,10 +17,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 
-from cerebras_paygo._catalog import TIERS
 from cerebras_paygo._payment import PaymentPolicy
 from cerebras_paygo._ratelimit import RateLimits
-from cerebras_paygo._settings import env_base_url, normalize_base_url
+from cerebras_paygo._settings import env_base_url, normalize_base_url, parse_tier
 from cerebras_paygo._wire import Message, ToolCall, Usage
 from cerebras_paygo.errors import ConfigurationError
 
@@ -102,7 +101,7 @@ class ClientOptions(BaseModel):
 
     api_key: SecretStr | None = None
     base_url: str | None = None
-    tier: Literal["paygo", "free"] | None = None
+    tier: Literal["auto", "paygo", "free"] | None = None
     timeout: float | httpx.Timeout | None = None
     max_retries: int = 2
     deadline: float | None = None
@@ -138,9 +137,7 @@ class ClientOptions(BaseModel):
             values["api_key"] = SecretStr(key) if key else None
         tier = values.get("tier")
         if tier is not None:
-            if not isinstance(tier, str) or tier.lower() not in TIERS:
-                raise ConfigurationError(f"tier must be one of {TIERS}, not {tier!r}")
-            values["tier"] = tier.lower()
+            values["tier"] = parse_tier(tier)
         timeout = values.get("timeout")
         if isinstance(timeout, httpx.Timeout):
             for part in ("connect", "read", "write", "pool"):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer, field_validator
 
-from cerebras_paygo._catalog import TIERS, Tier
+from cerebras_paygo._catalog import TIER_SETTINGS, TierSetting
 from cerebras_paygo.errors import ConfigurationError, MissingAPIKeyError
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "env_tier",
     "key_fingerprint",
     "normalize_base_url",
+    "parse_tier",
     "redis_url_from_env",
 ]
 
@@ -65,12 +66,19 @@ def env_base_url() -> str | None:
     return None
 
 
-def env_tier() -> Tier:
-    """``CEREBRAS_TIER`` (``paygo`` when unset; an unknown value raises ``ConfigurationError``)."""
-    value = (os.environ.get(ENV_TIER) or "paygo").strip().lower()
-    if value not in TIERS:
-        raise ConfigurationError(f"{ENV_TIER} must be one of {TIERS}, not {value!r}")
-    return "free" if value == "free" else "paygo"
+def env_tier() -> TierSetting:
+    """``CEREBRAS_TIER`` (``auto`` when unset; an unknown value raises ``ConfigurationError``)."""
+    return parse_tier(os.environ.get(ENV_TIER) or "auto", ENV_TIER)
+
+
+def parse_tier(value: object, name: str = "tier") -> TierSetting:
+    """``"auto"``, ``"paygo"`` or ``"free"`` (any case), else ``ConfigurationError``."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        for tier in TIER_SETTINGS:
+            if lowered == tier:
+                return tier
+    raise ConfigurationError(f"{name} must be one of {TIER_SETTINGS}, not {value!r}")
 
 
 def key_fingerprint(api_key: SecretStr | str | None) -> str:
@@ -120,7 +128,7 @@ class Settings(BaseModel):
 
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
-    tier: Tier = "paygo"
+    tier: TierSetting = "auto"
     timeout: httpx.Timeout = DEFAULT_TIMEOUT
     integration: str = "cerebras-paygo"
     default_headers: dict[str, str] = {}
@@ -144,9 +152,7 @@ class Settings(BaseModel):
     @field_validator("tier", mode="before")
     @classmethod
     def _check_tier(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.lower() in TIERS:
-            return value.lower()
-        raise ConfigurationError(f"tier must be one of {TIERS}, not {value!r}")
+        return parse_tier(value)
 
     @field_validator("timeout", mode="before")
     @classmethod

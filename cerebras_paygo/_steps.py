@@ -11,7 +11,7 @@ Nothing here sends, sleeps or decides: the flow decides, a step only carries the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -21,6 +21,7 @@ from cerebras_paygo._payment import Gate as CircuitGate
 from cerebras_paygo._payment import PaymentCircuit, PaymentHook, PaymentPolicy
 from cerebras_paygo._ratelimit import Limiter, RateLimits, Reservation, Scope
 from cerebras_paygo._settings import Settings
+from cerebras_paygo._tier import KeyTier
 from cerebras_paygo._wire import ChatCompletionChunk, RateLimitSnapshot, Usage
 
 if TYPE_CHECKING:
@@ -53,17 +54,24 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Route:
-    """One key to send on: its settings, limiter scope, limits and payment circuit."""
+    """One key to send on: its settings, limiter scope, payment circuit and tier, and the limits of
+    each tier (the tier in force picks them: ``tier="auto"`` learns it from the first answer)."""
 
     settings: Settings
     scope: Scope
-    limits: RateLimits
+    tier_limits: Mapping[Tier, RateLimits]
     circuit: PaymentCircuit
+    key_tier: KeyTier
     fallback: bool = False
 
     @property
     def tier(self) -> Tier:
-        return self.settings.tier
+        """The tier this route plans, prices and limits with (PayGo's while ``auto`` is unknown)."""
+        return self.key_tier.planning
+
+    @property
+    def limits(self) -> RateLimits:
+        return self.tier_limits[self.key_tier.planning]
 
 
 class ConsumerClosed(BaseException):

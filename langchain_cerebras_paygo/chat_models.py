@@ -172,8 +172,9 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """The ``httpx.AsyncClient`` to send async requests with."""
 
     # --- the core's policies ------------------------------------------------------------------
-    tier: Literal["paygo", "free"] | None = None
-    """``"paygo"`` or ``"free"`` (8,192-token window, free limits); else ``CEREBRAS_TIER``, else paygo."""
+    tier: Literal["auto", "paygo", "free"] | None = None
+    """``"auto"`` (learned from the server's first answer), ``"paygo"`` or ``"free"`` (8,192-token
+    window, free limits); else ``CEREBRAS_TIER``, else auto."""
     rate_limits: dict[str, int] | None = None
     """Your limits (``{"tokens_per_minute": ..., "requests_per_day": ...}`` or a ``RateLimits``)
     when they differ from the catalog's for the tier; the response headers win once seen."""

@@ -183,8 +183,12 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     )
 
     # --- the core's policies ------------------------------------------------------------------
-    tier: Literal["paygo", "free"] | None = Field(
-        default=None, description="'paygo' or 'free' (8,192-token window, free limits); else CEREBRAS_TIER, else paygo."
+    tier: Literal["auto", "paygo", "free"] | None = Field(
+        default=None,
+        description=(
+            "'auto' (learned from the server's first answer), 'paygo' or 'free' (8,192-token window, free limits);"
+            " else CEREBRAS_TIER, else auto."
+        ),
     )
     rate_limits: dict[str, int] | None = Field(
         default=None,

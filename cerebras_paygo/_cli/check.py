@@ -23,6 +23,7 @@ from cerebras_paygo._cli.common import (
     settings_from_args,
 )
 from cerebras_paygo._settings import Settings
+from cerebras_paygo._tier import tier_from_headers
 from cerebras_paygo._wire import ChatCompletionRequest, Message, RateLimitSnapshot
 from cerebras_paygo.errors import CerebrasError
 
@@ -61,6 +62,8 @@ def _url_note(settings: Settings) -> str:
 
 
 def _model_line(spec: ModelSpec, settings: Settings) -> str:
+    if settings.tier == "auto":  # the window line after the request says the learned tier's
+        return f"{spec.id} ({spec.status})" if spec.known else f"{spec.id} (not in the catalog: conservative defaults)"
     tier = settings.tier
     if not spec.known:
         return f"{spec.id} (not in the catalog: conservative defaults, {format_int(spec.window(tier))}-token window)"
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         "(sha256 prefix; the key itself is never printed)"
     )
     print(f"  base URL   {settings.base_url} ({_url_note(settings)})")
-    print(f"  tier       {settings.tier}")
+    print(f"  tier       {settings.tier}{' (learned from the answer below)' if settings.tier == 'auto' else ''}")
     spec = default_catalog().get(args.model, warn=False)
     print(f"  model      {_model_line(spec, settings)}")
     try:
@@ -183,10 +186,20 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     print()
+    tier = client.tier
+    shown = tier_from_headers(snapshot)
+    if settings.tier == "auto":
+        how = "learned from the rate-limit headers" if client.key_tier.known else "not shown by the answer: assumed"
+        print(f"Tier: {tier} ({how})")
+    elif shown is not None and shown != settings.tier:
+        print(
+            f"WARNING: tier={settings.tier!r} is configured but the rate-limit headers show the {shown} tier; "
+            f"windows, limits and prices are {settings.tier}'s (set tier='auto' or tier={shown!r})"
+        )
     print(
-        f"Context window for the {settings.tier} tier: {format_int(spec.window(settings.tier))} tokens "
+        f"Context window for the {tier} tier: {format_int(spec.window(tier))} tokens "
         f"(prompt + max_completion_tokens); cerebras-paygo sends max_completion_tokens="
-        f"{format_int(spec.default_completion(settings.tier))} when you set none."
+        f"{format_int(spec.default_completion(tier))} when you set none."
     )
     print()
     print(f"OK: {settings.base_url} answered {spec.id} with key {settings.fingerprint}.")

@@ -71,6 +71,7 @@ def plan_context(
     overflow: ContextOverflow = "raise",
     window: int | None = None,
     min_completion_tokens: int = 256,
+    also_fit: int | None = None,
 ) -> ContextPlan:
     """Fit ``request`` into the context window of ``spec`` for ``tier``, before any request is sent.
 
@@ -90,6 +91,9 @@ def plan_context(
         window: overrides ``spec.window(tier)``.
         min_completion_tokens: the smallest completion a default or shrunk ``max_completion_tokens``
             may be lowered to.
+        also_fit: a smaller window a *default* ``max_completion_tokens`` is lowered to fit as well,
+            when the prompt leaves at least the free tier's default completion there (the free
+            window while ``tier="auto"`` has not learned the key's tier). Never refuses or trims.
 
     Returns:
         A ``ContextPlan`` whose ``request`` fits the window by the estimate.
@@ -173,6 +177,10 @@ def plan_context(
     else:
         # a default or shrinkable completion: what surely fits by the high end, else by the low end
         completion = min(default, limit - band.high) if limit - band.high >= needed else min(default, limit - band.low)
+        if requested is None and also_fit is not None and also_fit < limit:
+            room = also_fit - band.high
+            if room >= min(spec.default_completion("free"), default):
+                completion = min(completion, room)
     planned = _copy(request, messages, completion)
     if requested is None:
         _DEFAULTED[id(planned)] = planned

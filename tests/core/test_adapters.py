@@ -108,7 +108,12 @@ async def test_close_closes_only_a_built_client(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_resolved_tier(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "auto" (the default) has not heard from the server: PayGo's window until it has.
     assert Owner()._resolved_tier() == "paygo"
+    client = CerebrasClient(api_key="k")
+    assert Owner(client=client)._resolved_tier() == "paygo"
+    client.key_tier.learn("free")
+    assert Owner(client=client)._resolved_tier() == "free"
     monkeypatch.setenv("CEREBRAS_TIER", "FREE")
     assert Owner()._resolved_tier() == "free"
     assert Owner(tier="paygo")._resolved_tier() == "paygo"

@@ -46,6 +46,7 @@ from cerebras_paygo._steps import (
     Sleep,
     StreamResult,
 )
+from cerebras_paygo._tier import KeyTier
 from cerebras_paygo._wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -162,6 +163,13 @@ class WireStream:
     delivered_chunks: int = 0
 
 
+def one_tier_route(
+    settings: Settings, scope: Scope, limits: RateLimits, circuit: PaymentCircuit, *, fallback: bool = False
+) -> Route:
+    """A route whose limits are ``limits`` on either tier, on a key of ``settings.tier``."""
+    return Route(settings, scope, {"paygo": limits, "free": limits}, circuit, KeyTier(settings.tier), fallback=fallback)
+
+
 def make(
     *,
     stream: bool = False,
@@ -183,11 +191,13 @@ def make(
     if known_key:
         circuit.on_success(clock(), probe=False)
     scope = Scope(base_url=settings.base_url, key_fingerprint=settings.fingerprint, model=MODEL)
-    route = Route(settings, scope, limits or RateLimits(tokens_per_minute=100_000, requests_per_minute=100), circuit)
+    route = one_tier_route(
+        settings, scope, limits or RateLimits(tokens_per_minute=100_000, requests_per_minute=100), circuit
+    )
     backup = None
     if fallback:
         free = Settings(api_key=SecretStr("csk-free"), base_url="http://127.0.0.1:9", tier="free")
-        backup = Route(
+        backup = one_tier_route(
             free,
             Scope(base_url=free.base_url, key_fingerprint=free.fingerprint, model=MODEL),
             RateLimits(tokens_per_minute=60_000),

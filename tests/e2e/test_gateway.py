@@ -46,8 +46,14 @@ def test_chat_books_settles_and_prices(emulator, client: CerebrasClient) -> None
 
 
 def test_default_max_completion_tokens_is_sent_not_the_model_maximum(emulator, client: CerebrasClient) -> None:
+    spec = client.spec("gpt-oss-120b")
+    # tier="auto", nothing heard yet: the default is lowered to fit the free window as well.
+    first = client.chat(request())
+    assert first.info.max_completion_tokens == spec.window("free") - first.info.prompt_estimate
+    # The first answer's headers showed PayGo (no daily cap): the PayGo default from then on.
+    assert client.key_tier.known == "paygo"
     result = client.chat(request())
-    assert result.info.max_completion_tokens == client.spec("gpt-oss-120b").default_completion("paygo")
+    assert result.info.max_completion_tokens == spec.default_completion("paygo")
     assert emulator.stats()["tokens_admitted"] < 131072
 
 
