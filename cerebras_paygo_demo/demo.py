@@ -25,6 +25,8 @@ from cerebras_paygo._catalog import ModelSpec, default_catalog
 from cerebras_paygo._cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
+    Column,
+    Printer,
     add_connection_arguments,
     describe_failure,
     format_int,
@@ -32,7 +34,6 @@ from cerebras_paygo._cli.common import (
     non_negative_float,
     positive_int,
     quiet_library_logs,
-    render_table,
     settings_from_args,
 )
 from cerebras_paygo._settings import Settings
@@ -595,18 +596,26 @@ async def _run_steps(
     )
     cost_note = "estimated from list prices" if settings.tier == "paygo" else "free tier"
     rows.append(["cost", f"{format_usd(totals.cost_usd)} ({cost_note})"])
-    print(render_table(None, rows, indent="  "))
+    out = Printer()
+    out.fields([(label, value) for label, value in rows])
     print()
     bucket_rows = _bucket_rows(client, spec)
     if bucket_rows:
-        print(f"Limiter buckets (key {fingerprint}, {spec.id}; shared by every client in this process)")
-        print(
-            render_table(
-                ["LIMIT", "AVAILABLE", "CAPACITY", "WAITING", "SYNCED FROM HEADERS", "PAUSED"],
-                bucket_rows,
-                indent="  ",
-                right={"AVAILABLE", "CAPACITY", "WAITING", "PAUSED"},
-            )
+        out.line(
+            f"Limiter buckets (key {fingerprint}, {spec.id}; shared by every client in this process; "
+            "SYNCED: corrected from the x-ratelimit-* headers)"
+        )
+        out.table(
+            [
+                Column("LIMIT"),
+                Column("AVAILABLE", right=True),
+                Column("CAPACITY", right=True),
+                Column("WAITING", right=True),
+                Column("SYNCED"),
+                Column("PAUSED", right=True),
+            ],
+            bucket_rows,
+            indent=2,
         )
         print()
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cerebras_paygo._cli.common import CLI_EXTRA_NOTE, Column, Printer, print_json
+
 __all__ = ["SUITES", "add_parser", "cmd_bench"]
 
 
@@ -79,39 +81,96 @@ def add_parser(subparsers: Any) -> None:
         help="run only these suites (repeatable); default: all (--quick: overhead, limiter, headers)",
     )
     parser.add_argument("--list", action="store_true", help="list the suites and exit")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead: the suites (with --list), or each run's command, exit code, time and output",
+    )
     parser.set_defaults(func=cmd_bench)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.markdown import Markdown
+def _suite_record(name: str, suite: Suite) -> dict[str, Any]:
+    return {
+        "name": name,
+        "script": suite.script,
+        "about": suite.about,
+        "in_quick": suite.in_quick,
+        "quick_args": list(suite.quick),
+        "full_args": list(suite.full),
+    }
 
-    console = Console()
+
+def cmd_bench(args: argparse.Namespace) -> int:
     if args.list:
-        for name, suite in SUITES.items():
-            console.print(f"[bold]{name}[/bold] ({suite.script}): {suite.about}")
+        if args.json:
+            print_json({"suites": [_suite_record(name, suite) for name, suite in SUITES.items()]})
+        else:
+            Printer().table(
+                [Column("SUITE"), Column("SCRIPT"), Column("WHAT IT MEASURES", wrap=True)],
+                [[name, suite.script, suite.about] for name, suite in SUITES.items()],
+            )
         return 0
     folder = benchmarks_dir()
     if folder is None:
-        console.print(
+        print(
             "cerebras-paygo bench runs the scripts of a source checkout: git clone the repository, then "
             'pip install -e ".[all,dev,bench]" and run it there.',
-            style="red",
+            file=sys.stderr,
         )
         return 2
+    console = None
+    if not args.json:
+        try:
+            from rich.console import Console
+        except ImportError:
+            print(CLI_EXTRA_NOTE, file=sys.stderr)
+        else:
+            console = Console(highlight=False)
     names = args.suite or [name for name, suite in SUITES.items() if suite.in_quick or not args.quick]
     failed = 0
+    runs: list[dict[str, Any]] = []
     for name in names:
         suite = SUITES[name]
         command = [sys.executable, suite.script, *(suite.quick if args.quick else suite.full)]
-        console.rule(f"{name}: {suite.about}")
-        console.print(f"$ cd benchmarks && {' '.join(command[1:])}", style="dim")
+        shown = f"cd benchmarks && {' '.join(command[1:])}"
+        if not args.json:
+            _say(console, f"== {name}: {suite.about}", rule=True)
+            _say(console, f"$ {shown}", style="dim")
         started = time.perf_counter()
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
-        console.print(Markdown(done.stdout or "(no output)"))
+        runs.append(
+            {
+                "suite": name,
+                "command": shown,
+                "exit_code": done.returncode,
+                "elapsed_s": round(elapsed, 1),
+                "markdown": done.stdout,
+                "stderr_tail": done.stderr[-2000:] if done.returncode else "",
+            }
+        )
         if done.returncode:
             failed += 1
-            console.print(f"{name} failed (exit {done.returncode}):\n{done.stderr[-2000:]}", style="red")
-        console.print(f"{name}: {elapsed:.0f} s", style="dim")
+        if args.json:
+            continue
+        if console is not None:
+            from rich.markdown import Markdown
+
+            console.print(Markdown(done.stdout or "(no output)"))
+        else:
+            print(done.stdout or "(no output)")
+        if done.returncode:
+            _say(console, f"{name} failed (exit {done.returncode}):\n{done.stderr[-2000:]}", style="red")
+        _say(console, f"{name}: {elapsed:.0f} s", style="dim")
+    if args.json:
+        print_json({"quick": args.quick, "runs": runs, "failed": failed})
     return 1 if failed else 0
+
+
+def _say(console: Any, text: str, *, style: str = "", rule: bool = False) -> None:
+    if console is None:
+        print(text)
+    elif rule:
+        console.rule(text.removeprefix("== "))
+    else:
+        console.print(text, style=style or None, markup=False)

@@ -1,13 +1,19 @@
-"""What the subcommands share: connection options, errors -> message and exit code, plain tables."""
+"""What the subcommands share: connection options, errors -> message and exit code, and the
+``Printer`` every table and paragraph goes through (rich's ``Table`` at the terminal's width, 80
+when piped; plain aligned text when rich, the ``[cli]`` extra, is not installed)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shutil
 import sys
+import textwrap
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 from cerebras_paygo._settings import Settings, env_api_key
 from cerebras_paygo.errors import (
@@ -28,6 +34,7 @@ from cerebras_paygo.errors import (
 )
 
 __all__ = [
+    "CLI_EXTRA_NOTE",
     "EXIT_API",
     "EXIT_AUTH",
     "EXIT_CODES_HELP",
@@ -37,15 +44,19 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PAYMENT",
     "EXIT_QUOTA",
+    "Column",
     "Failure",
+    "Printer",
     "add_connection_arguments",
     "describe_failure",
+    "failure_record",
     "format_int",
     "format_usd",
     "key_source",
     "non_negative_float",
     "positive_float",
     "positive_int",
+    "print_json",
     "quiet_library_logs",
     "render_table",
     "settings_from_args",
@@ -240,3 +251,154 @@ def render_table(
 
     lines = [line(row) for row in rows]
     return "\n".join([line(names), *lines] if headers is not None else lines)
+
+
+def failure_record(failure: Failure) -> dict[str, Any]:
+    """A failure for ``--json``: ``{"headline", "details", "exit_code"}``."""
+    return {"headline": failure.headline, "details": list(failure.details), "exit_code": failure.exit_code}
+
+
+def print_json(document: Any) -> None:
+    """``--json``: one document on stdout, nothing else there."""
+    print(json.dumps(document, indent=2))
+
+
+CLI_EXTRA_NOTE = "note: tables fit the terminal with rich: pip install 'cerebras-paygo[cli]' (plain text instead)"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column. ``wrap``: prose that may wrap at spaces; otherwise (ids, numbers) the column
+    keeps its full width and is never wrapped or cut. ``right``: right-aligned (numbers)."""
+
+    header: str
+    right: bool = False
+    wrap: bool = False
+
+
+def _plain_width() -> int:
+    """Without rich: the terminal's width ($COLUMNS first), else 80."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _fill(text: str, initial_indent: str, subsequent_indent: str) -> str:
+    """Plain wrapping that never splits a word (ids, URLs, numbers stay whole)."""
+    return textwrap.fill(
+        text,
+        _plain_width(),
+        initial_indent=initial_indent,
+        subsequent_indent=subsequent_indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _rich_available() -> bool:
+    try:
+        import rich.console  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Printer:
+    """Tables, label/value lists and paragraphs for stdout (or ``file``).
+
+    With rich: ``rich.table.Table`` laid out for the console's width (the terminal's, else
+    ``$COLUMNS``, else 80); id and number columns are never wrapped or cut, prose wraps at spaces,
+    trailing spaces are stripped. Without rich: the same content as plain aligned text, and a note
+    on stderr (once) naming the extra to install.
+    """
+
+    _noted = False
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self._file = file
+        self.rich = _rich_available()
+        if not self.rich and not Printer._noted:
+            Printer._noted = True
+            print(CLI_EXTRA_NOTE, file=sys.stderr)
+
+    @property
+    def file(self) -> TextIO:
+        return self._file if self._file is not None else sys.stdout
+
+    def _emit(self, renderable: Any) -> None:
+        from rich.console import Console
+
+        console = Console(file=self.file, highlight=False, markup=False, emoji=False)
+        with console.capture() as captured:
+            console.print(renderable)
+        text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+        print(text, file=self.file)
+
+    def line(self, text: str = "", *, indent: int = 0) -> None:
+        """A paragraph, wrapped at spaces to the width."""
+        if not self.rich or not text:
+            pad = " " * indent
+            print(
+                _fill(text, pad, pad) if text else "",
+                file=self.file,
+            )
+            return
+        from rich.padding import Padding
+        from rich.text import Text
+
+        self._emit(Padding(Text(text), (0, 0, 0, indent), expand=False) if indent else Text(text))
+
+    def table(
+        self, columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None = None, indent: int = 0
+    ) -> None:
+        """A table with a header row (and ``title`` above it)."""
+        if not self.rich:
+            if title:
+                print(f"{' ' * indent}{title}", file=self.file)
+            print(
+                render_table(
+                    [c.header for c in columns], rows, indent=" " * indent, right=[c.header for c in columns if c.right]
+                ),
+                file=self.file,
+            )
+            return
+        from rich.padding import Padding
+        from rich.table import Table
+
+        table = Table(
+            box=None,
+            pad_edge=False,
+            padding=(0, 1),
+            title=title,
+            title_justify="left",
+            title_style="bold",
+            header_style="bold",
+        )
+        for column in columns:
+            table.add_column(
+                column.header, justify="right" if column.right else "left", no_wrap=not column.wrap, overflow="fold"
+            )
+        for row in rows:
+            table.add_row(*row)
+        self._emit(Padding(table, (0, 0, 0, indent), expand=False) if indent else table)
+
+    def fields(self, rows: Sequence[tuple[str, str]], *, indent: int = 2, label_width: int = 0) -> None:
+        """``label  value`` lines: the labels in a column (at least ``label_width`` wide), the values
+        wrapped beside them."""
+        if not self.rich:
+            width = max([label_width, *(len(label) for label, _ in rows)])
+            hang = " " * (indent + width + 1)
+            for label, value in rows:
+                first = f"{' ' * indent}{label.ljust(width)} "
+                print(
+                    _fill(value, first, hang) or first.rstrip(),
+                    file=self.file,
+                )
+            return
+        from rich.padding import Padding
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1, 0, 0))
+        grid.add_column(no_wrap=True, min_width=label_width)
+        grid.add_column(overflow="fold")
+        for label, value in rows:
+            grid.add_row(label, value)
+        self._emit(Padding(grid, (0, 0, 0, indent), expand=False) if indent else grid)

@@ -11,6 +11,7 @@ embedded emulator, package ``cerebras_paygo_demo``).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -74,7 +75,9 @@ def _add_emulate(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default: 8080; 0: a free one, shown in the banner)"
+    )
     parser.add_argument("--config", metavar="FILE", help="an EmulatorConfig as JSON; the options below override it")
     parser.add_argument("--seed", type=int, help="run seed for generated content and random faults")
     parser.add_argument("--catalog", metavar="FILE", help="catalog override file merged over the packaged one")
@@ -178,7 +181,7 @@ def emulator_config_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_emulate(args: argparse.Namespace) -> int:
     try:
-        from cerebras_paygo.emulator.server import run
+        from cerebras_paygo.emulator.server import listening_socket, run
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         print(
             f"the emulator needs the 'emulator' extra: pip install 'cerebras-paygo[emulator]' ({exc})", file=sys.stderr
@@ -194,9 +197,27 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
         return 0
+    try:
+        sock = listening_socket(args.host, args.port)
+    except OSError as exc:
+        why = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        print(
+            f"cerebras-paygo emulate: cannot listen on {args.host}:{args.port}: {why} "
+            "(pick another with --port, or --port 0 for a free one)",
+            file=sys.stderr,
+        )
+        return 2
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
     keys = ", ".join(f"{key} ({org})" for key, org in config.keys.items())
-    print(f"Cerebras emulator on http://{args.host}:{args.port}/v1 - keys: {keys}", file=sys.stderr)
-    run(config, host=args.host, port=args.port, log_level=args.log_level)
+
+    def banner() -> None:  # once uvicorn serves: the URL answers from the moment it is printed
+        print(f"Cerebras emulator on http://{host}:{port}/v1 - keys: {keys}", file=sys.stderr, flush=True)
+
+    try:
+        run(config, sock=sock, on_ready=banner, log_level=args.log_level)
+    finally:
+        sock.close()
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from typing import Any
@@ -13,9 +12,11 @@ from cerebras_paygo._catalog import CATALOG_ENV, Catalog, ModelSpec, Tier, defau
 from cerebras_paygo._cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
+    Column,
+    Printer,
     describe_failure,
     format_int,
-    render_table,
+    print_json,
     settings_from_args,
 )
 from cerebras_paygo._ratelimit.limits import LIMIT_WINDOWS
@@ -125,6 +126,10 @@ def model_record(spec: ModelSpec, tier: Tier, today: dt.date) -> dict[str, Any]:
     }
 
 
+def _is_listed(spec: ModelSpec, listed: list[str]) -> bool:
+    return spec.id in listed or any(alias in listed for alias in spec.aliases)
+
+
 def _fetch_live(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     """The model ids ``GET /v1/models`` lists (raises ``CerebrasError``)."""
     from cerebras_paygo._client import CerebrasClient
@@ -146,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     specs = _ordered(catalog, today)
     listed: list[str] | None = None
     base_url = None
+    settings: Settings | None = None
     if args.live:
-        settings: Settings | None = None
         try:
             settings, listed = _fetch_live(args)
         except CerebrasError as exc:
@@ -164,53 +169,89 @@ def run(args: argparse.Namespace) -> int:
         for spec in specs:
             record = model_record(spec, tier, today)
             if listed is not None:
-                record["listed_by_server"] = spec.id in listed or any(a in listed for a in spec.aliases)
+                record["listed_by_server"] = _is_listed(spec, listed)
             records.append(record)
         document: dict[str, Any] = {"tier": tier, "today": today.isoformat(), "models": records}
         if listed is not None:
-            document["live"] = {"base_url": base_url, "listed": listed, "not_in_catalog": server_only}
-        print(json.dumps(document, indent=2))
+            document["live"] = {
+                "base_url": base_url,
+                "key_fingerprint": settings.fingerprint if settings is not None else None,
+                "listed": listed,
+                "not_in_catalog": server_only,
+            }
+        print_json(document)
         return EXIT_OK
 
-    limit_names = [name for name in LIMIT_WINDOWS if any(name in spec.rate_limits(tier).as_dict() for spec in specs)]
-    headers = ["ID", "STATUS", "WINDOW", "MAX OUT", "DEFAULT OUT", "$/M IN", "$/M OUT"]
-    headers += [_LIMIT_COLUMNS[name] for name in limit_names]
-    if listed is not None:
-        headers.append("SERVER")
-    headers.append("CAPABILITIES")
-    rows: list[list[str]] = []
-    for spec in specs:
-        limits = spec.rate_limits(tier).as_dict()
-        row = [
-            spec.id,
-            status_text(spec, today),
-            format_int(spec.window(tier)),
-            format_int(spec.output_cap(tier)),
-            format_int(spec.default_completion(tier)),
-            f"{spec.prices.input:.2f}",
-            f"{spec.prices.output:.2f}",
-        ]
-        row += [format_int(limits.get(name)) for name in limit_names]
-        if listed is not None:
-            row.append("listed" if spec.id in listed or any(a in listed for a in spec.aliases) else "NOT LISTED")
-        row.append(capabilities_text(spec))
-        rows.append(row)
+    out = Printer()
     source = f"packaged catalog + ${CATALOG_ENV}" if os.environ.get(CATALOG_ENV) else "packaged catalog"
-    print(f"Cerebras models, {tier} tier ({source}; prices in USD per million tokens)")
-    print()
-    numeric = {"WINDOW", "MAX OUT", "DEFAULT OUT", "$/M IN", "$/M OUT", *(_LIMIT_COLUMNS[n] for n in limit_names)}
-    print(render_table(headers, rows, right=numeric))
-    print()
-    print(
+    out.line(f"Cerebras models, {tier} tier ({source})")
+    if listed is not None and settings is not None:
+        out.line(f"GET {base_url}/models with key {settings.fingerprint}: {len(listed)} model(s) listed")
+    out.line()
+
+    def listed_text(spec: ModelSpec) -> str:
+        return "listed" if listed is not None and _is_listed(spec, listed) else "NOT LISTED"
+
+    # Four narrow tables rather than one wide one: each fits 80 columns with the full model ids.
+    status_columns = [Column("MODEL"), Column("STATUS", wrap=True)]
+    if listed is not None:
+        status_columns.append(Column("SERVER"))
+    out.table(
+        status_columns,
+        [[spec.id, status_text(spec, today), *([listed_text(spec)] if listed is not None else [])] for spec in specs],
+        title="Models",
+    )
+    out.line()
+    out.table(
+        [
+            Column("MODEL"),
+            Column("WINDOW", right=True),
+            Column("MAX OUT", right=True),
+            Column("DEFAULT OUT", right=True),
+            Column("$/M IN", right=True),
+            Column("$/M OUT", right=True),
+        ],
+        [
+            [
+                spec.id,
+                format_int(spec.window(tier)),
+                format_int(spec.output_cap(tier)),
+                format_int(spec.default_completion(tier)),
+                f"{spec.prices.input:.2f}",
+                f"{spec.prices.output:.2f}",
+            ]
+            for spec in specs
+        ],
+        title="Windows and prices (USD per million tokens)",
+    )
+    out.line(
         "WINDOW: prompt + completion tokens; MAX OUT: the most max_completion_tokens may ask; DEFAULT OUT: what "
         "cerebras-paygo sends when you set none (the whole of it is reserved against TPM)."
     )
+    out.line()
+    limit_names = [name for name in LIMIT_WINDOWS if any(name in spec.rate_limits(tier).as_dict() for spec in specs)]
+    out.table(
+        [Column("MODEL"), *(Column(_LIMIT_COLUMNS[name], right=True) for name in limit_names)],
+        [
+            [spec.id, *(format_int(spec.rate_limits(tier).as_dict().get(name)) for name in limit_names)]
+            for spec in specs
+        ],
+        title=f"Rate limits, {tier} tier",
+    )
+    out.line("RPM: requests per minute, TPM: tokens per minute; H: per hour, D: per day.")
+    out.line()
+    out.table(
+        [Column("MODEL"), Column("CAPABILITIES", wrap=True)],
+        [[spec.id, capabilities_text(spec)] for spec in specs],
+        title="Capabilities",
+    )
     if listed is not None:
-        print()
-        print(f"GET {base_url}/models listed {len(listed)} model(s).")
+        out.line()
         if server_only:
-            print(f"The server lists model(s) the catalog lacks: {', '.join(server_only)}")
-            print(f"  (they work with conservative defaults; describe them in a file named by ${CATALOG_ENV})")
+            out.line(f"The server lists model(s) the catalog lacks: {', '.join(server_only)}")
+            out.line(
+                f"(they work with conservative defaults; describe them in a file named by ${CATALOG_ENV})", indent=2
+            )
         else:
-            print("Every model the server lists is in the catalog.")
+            out.line("Every model the server lists is in the catalog.")
     return EXIT_OK

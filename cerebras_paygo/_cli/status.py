@@ -8,12 +8,11 @@ only ever shown as fingerprints.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
-from cerebras_paygo._cli.common import EXIT_CONFIG, EXIT_CONNECTION, EXIT_OK, format_usd
+from cerebras_paygo._cli.common import EXIT_CONFIG, EXIT_CONNECTION, EXIT_OK, Column, Printer, format_usd, print_json
 from cerebras_paygo.errors import BackendUnavailableError, ConfigurationError
 
 __all__ = ["add_arguments", "collect", "run"]
@@ -86,57 +85,98 @@ def collect(redis_url: str, prefix: str = "cerebras_paygo") -> dict[str, Any]:
     return {"backend": state.backend, "buckets": buckets, "circuits": circuits, "spend": spend}
 
 
-def _render(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} s"
 
-    console = Console()
-    if not console.is_terminal:  # piped or captured: never truncate a fingerprint
-        console = Console(width=200)
-    console.print(f"[bold]shared state[/bold] in {data['backend']}")
-    buckets = Table(title="rate-limit buckets", title_justify="left")
-    for name in ("key", "model", "limit", "level", "capacity", "waiters", "pause left"):
-        buckets.add_column(name, justify="right" if name in ("level", "capacity", "waiters", "pause left") else "left")
+
+def _render(data: dict[str, Any]) -> None:
+    out = Printer()
+    out.line(f"Shared state in {data['backend']}")
+    out.line()
+    # One small table per scope, key and model above it: every table fits 80 columns with the
+    # full fingerprints and model ids.
+    scopes: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for b in data["buckets"]:
-        buckets.add_row(
-            b["key_fingerprint"],
-            b["model"],
-            b["limit"],
-            f"{b['level']:,.0f}",
-            f"{b['capacity']:,}",
-            str(b["waiters"]),
-            f"{b['pause_left_s']:.1f} s" if b["pause_left_s"] else "-",
+        scopes.setdefault((b["key_fingerprint"], b["model"], b["base_url"]), []).append(b)
+    if not scopes:
+        out.line("Rate-limit buckets: none")
+    for (fingerprint, model, base_url), rows in scopes.items():
+        out.line(f"Rate-limit buckets: key {fingerprint}, {model}, {base_url}")
+        out.table(
+            [
+                Column("LIMIT"),
+                Column("LEVEL", right=True),
+                Column("CAPACITY", right=True),
+                Column("WAITERS", right=True),
+                Column("PAUSE LEFT", right=True),
+            ],
+            [
+                [
+                    b["limit"],
+                    f"{b['level']:,.0f}",
+                    f"{b['capacity']:,}",
+                    str(b["waiters"]),
+                    _seconds(b["pause_left_s"]) if b["pause_left_s"] else "-",
+                ]
+                for b in rows
+            ],
+            indent=2,
         )
-    console.print(buckets if data["buckets"] else "no rate-limit buckets")
-    circuits = Table(title="402 payment circuits", title_justify="left")
-    for name in ("key", "state", "outage for", "next probe in", "probe in flight", "outages"):
-        circuits.add_column(name)
-    for c in data["circuits"]:
-        circuits.add_row(
-            c["key_fingerprint"],
-            c["state"],
-            "-" if c["outage_for_s"] is None else f"{c['outage_for_s']:.1f} s",
-            "-" if c["next_probe_in_s"] is None else f"{c['next_probe_in_s']:.1f} s",
-            "yes" if c["probe_in_flight"] else "no",
-            str(c["outages"]),
+    out.line()
+    if data["circuits"]:
+        out.table(
+            [
+                Column("KEY"),
+                Column("STATE"),
+                Column("OUTAGE FOR", right=True),
+                Column("NEXT PROBE", right=True),
+                Column("PROBING"),
+                Column("OUTAGES", right=True),
+            ],
+            [
+                [
+                    c["key_fingerprint"],
+                    c["state"],
+                    _seconds(c["outage_for_s"]),
+                    _seconds(c["next_probe_in_s"]),
+                    "yes" if c["probe_in_flight"] else "no",
+                    str(c["outages"]),
+                ]
+                for c in data["circuits"]
+            ],
+            title="402 payment circuits",
         )
-    console.print(circuits if data["circuits"] else "no payment circuits")
-    spend = Table(title="spend and budget", title_justify="left")
-    for name in ("key", "model", "requests", "tokens in/out", "cost", "budget spent", "in flight"):
-        spend.add_column(name, justify="left" if name in ("key", "model") else "right")
+    else:
+        out.line("402 payment circuits: none")
+    out.line()
+    if not data["spend"]:
+        out.line("Spend and budget: none recorded")
     for s in data["spend"]:
-        models = s["models"] or {"-": None}
-        for i, (model, t) in enumerate(models.items()):
-            spend.add_row(
-                s["key_fingerprint"] if i == 0 else "",
-                model,
-                "-" if t is None else f"{t['requests']:,}",
-                "-" if t is None else f"{t['input_tokens']:,} / {t['output_tokens']:,}",
-                "-" if t is None else format_usd(t["cost_usd"]),
-                format_usd(s["spent_usd"]) if i == 0 else "",
-                format_usd(s["in_flight_usd"]) if i == 0 else "",
+        out.line(
+            f"Spend: key {s['key_fingerprint']}: budget spent {format_usd(s['spent_usd'])}, "
+            f"in flight {format_usd(s['in_flight_usd'])} ({s['holds']} hold(s))"
+        )
+        if s["models"]:
+            out.table(
+                [
+                    Column("MODEL"),
+                    Column("REQUESTS", right=True),
+                    Column("TOKENS IN", right=True),
+                    Column("TOKENS OUT", right=True),
+                    Column("COST", right=True),
+                ],
+                [
+                    [
+                        model,
+                        f"{t['requests']:,}",
+                        f"{t['input_tokens']:,}",
+                        f"{t['output_tokens']:,}",
+                        format_usd(t["cost_usd"]),
+                    ]
+                    for model, t in s["models"].items()
+                ],
+                indent=2,
             )
-    console.print(spend if data["spend"] else "no spend recorded")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cerebras-paygo status: cannot read Redis: {exc.message}", file=sys.stderr)
         return EXIT_CONNECTION
     if args.json:
-        print(json.dumps(data, indent=2))
+        print_json(data)
     else:
         _render(data)
     return EXIT_OK

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -17,7 +18,7 @@ from cerebras_paygo.emulator.config import FREE_KEY, PAYGO_KEY, EmulatorConfig
 from cerebras_paygo.emulator.faults import EmulatedConnectionDrop
 from cerebras_paygo.emulator.state import EmulatorState
 
-__all__ = ["EmulatorServer", "run"]
+__all__ = ["EmulatorServer", "listening_socket", "run"]
 
 logger = logging.getLogger("cerebras_paygo.emulator")
 
@@ -110,12 +111,7 @@ class EmulatorServer:
         if self._thread is not None:
             return self
         _install_filter()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then sets NODELAY
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        sock.listen(128)
-        sock.setblocking(False)
+        sock = listening_socket(self.host, self._requested_port)
         self._socket = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -168,11 +164,55 @@ class EmulatorServer:
         return f"EmulatorServer({where})"
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (``OSError`` if the port is taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then sets NODELAY
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only: a listener still refuses
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that calls ``on_ready`` once it has started serving."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
+
+
 def run(
-    config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 8080, **uvicorn_options: Any
+    config: EmulatorConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[], None] | None = None,
+    **uvicorn_options: Any,
 ) -> None:
-    """Serve the emulator in the foreground until interrupted (``cerebras-paygo emulate``)."""
+    """Serve the emulator in the foreground until interrupted (``cerebras-paygo emulate``).
+
+    ``sock``: an already listening socket (``listening_socket``) to serve on instead of binding
+    ``host:port``; ``on_ready``: called once the server accepts requests (the CLI's banner).
+    """
     _install_filter()
     app = create_app(config)
     uvicorn_options.setdefault("log_level", "info")
-    uvicorn.run(app, host=host, port=port, lifespan="off", **uvicorn_options)
+    listener = sock if sock is not None else listening_socket(host, port)
+    server = _AnnouncingServer(uvicorn.Config(app, lifespan="off", **uvicorn_options), on_ready)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        if sock is None:
+            listener.close()

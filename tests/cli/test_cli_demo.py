@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cerebras_paygo._cli.main import main
+from tests.cli._output import assert_fits, section
 
 
 def assert_demo_output(out: str, requests: int) -> None:
@@ -20,6 +21,14 @@ def assert_demo_output(out: str, requests: int) -> None:
     assert "2. One answer, streamed token by token" in out
     assert "ContextWindowExceededError:" in out and "8,192" in out
     assert "The emulator counted 0 requests for it" in out
+    assert_fits("\n".join(section(out, "Summary")))  # the summary and the buckets' tables fit 80 columns
+    buckets = section(out, "Limiter buckets")
+    assert_fits("\n".join(buckets))
+    assert [line.split()[0] for line in buckets if "_per_" in line] == [
+        "requests_per_minute",
+        "tokens_per_minute",
+        "requests_per_day",
+    ]
 
 
 def test_demo_on_the_emulator(capsys: pytest.CaptureFixture[str]) -> None:

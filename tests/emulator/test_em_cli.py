@@ -122,3 +122,46 @@ def test_emulate_serves_until_stopped():
         process.wait(timeout=10)
         if process.stderr:
             process.stderr.close()
+
+
+def _serve(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cerebras_paygo._cli.main", "emulate", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_banner_comes_once_the_server_answers():
+    process = _serve("--port=0", "--log-level=warning")  # 0: a free port, which only the banner names
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()  # blocks until the first line: the banner, nothing before it
+        assert banner.startswith("Cerebras emulator on http://127.0.0.1:"), banner
+        base = banner.split()[3]
+        assert base.endswith("/v1") and ":0/" not in base
+        assert "csk-emulator-paygo (emulator-paygo)" in banner
+        # no retry: the printed URL answers at once
+        assert httpx.get(f"{base}/tcp_warming", timeout=5).status_code == 200
+        headers = {"Authorization": f"Bearer {PAYGO_KEY}"}
+        assert httpx.get(f"{base}/models", headers=headers, timeout=5).json()["data"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_a_taken_port_is_a_clear_error_and_no_banner(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["emulate", f"--port={port}"]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in err
+        assert "Cerebras emulator on" not in err
+        process = _serve(f"--port={port}")  # the real process too: exits at once, no banner
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 2 and "already in use" in err and "Cerebras emulator on" not in err

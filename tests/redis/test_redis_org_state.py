@@ -180,7 +180,10 @@ def test_dead_redis_raises_when_asked_to() -> None:
     reset_shared_states()
 
 
-def test_clients_share_one_state_per_url_and_status_shows_it(emulator, target_url: str) -> None:
+def test_clients_share_one_state_per_url_and_status_shows_it(
+    emulator, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal
     reset_shared_states()
     one = CerebrasClient(api_key=emulator.api_key, base_url=emulator.base_url, redis_url=target_url, max_spend_usd=5)
     two = CerebrasClient(api_key=emulator.api_key, base_url=emulator.base_url, redis_url=target_url)
@@ -212,7 +215,11 @@ def test_clients_share_one_state_per_url_and_status_shows_it(emulator, target_ur
     out = io.StringIO()
     with redirect_stdout(out):
         assert main(["status", "--redis-url", target_url]) == 0
-    assert fp in out.getvalue()
+    text = out.getvalue()
+    assert fp in text and emulator.api_key not in text
+    assert all(len(line) <= 80 for line in text.splitlines()), "the tables fit 80 columns"
+    spend_rows = [line.split() for line in text.splitlines() if line.split()[:1] == ["gpt-oss-120b"]]
+    assert ["gpt-oss-120b", "2"] in [r[:2] for r in spend_rows], "the spend table's row for the model"
     state.limiter.reset()
     state.org.client.delete(state.org.codec.circuit_key(fp), *state.org.codec.spend_keys(fp))
     reset_shared_states()
