@@ -1,4 +1,6 @@
-"""Deterministic completions: text, reasoning, tool calls, JSON, RAG answers.
+"""Deterministic completions: text, reasoning, tool calls, JSON, RAG answers, and the answers to
+framework prompts ``prompts.py`` recognises (ReAct steps, JSON from a schema in the prompt, refine,
+condense and summary prompts).
 
 The output depends only on the request (minus delivery fields such as ``stream``, ``stop`` or
 ``max_completion_tokens``), the run seed and the choice index, so a stream and a plain call say the

@@ -63,7 +63,10 @@ async def test_react_agent_runs_the_tool_and_answers_with_its_output(emulator: A
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
 @pytest.mark.filterwarnings("ignore:is_running called:DeprecationWarning")
 async def test_react_agent_passes_numbers_to_the_tool(emulator: Any) -> None:
-    agent = ReActAgent(tools=[WEATHER, MULTIPLY], llm=recorded_llm(emulator, Recorder()))
+    # With a system prompt the agent uses its context header (the system prompt inside it).
+    agent = ReActAgent(
+        tools=[WEATHER, MULTIPLY], llm=recorded_llm(emulator, Recorder()), system_prompt="You are a calculator."
+    )
     result = await agent.run(user_msg="Please multiply 6 and 7")
     assert [(c.tool_name, c.tool_kwargs) for c in result.tool_calls] == [("multiply", {"a": 6, "b": 7})]
     assert "42" in str(result.response.content)
