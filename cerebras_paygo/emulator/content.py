@@ -1,4 +1,6 @@
-"""Deterministic completions: text, reasoning, tool calls, JSON, RAG answers.
+"""Deterministic completions: text, reasoning, tool calls, JSON, RAG answers, and the answers to
+framework prompts ``prompts.py`` recognises (ReAct steps, JSON from a schema in the prompt, refine,
+condense and summary prompts).
 
 The output depends only on the request (minus delivery fields such as ``stream``, ``stop`` or
 ``max_completion_tokens``), the run seed and the choice index, so a stream and a plain call say the
@@ -19,6 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerebras_paygo.emulator.facts import ModelFacts
+from cerebras_paygo.emulator.prompts import (
+    ReActPrompt,
+    Refine,
+    condense_question,
+    json_requested,
+    prompt_schema,
+    react_prompt,
+    refine_prompt,
+    summary_request,
+    text_of,
+)
 from cerebras_paygo.emulator.schemas import (
     STOPWORDS,
     PromptFacts,
@@ -133,13 +146,7 @@ def _seed(body: Mapping[str, Any], run_seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _text_of(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text")
-    return ""
+_text_of = text_of
 
 
 def _last_user_text(messages: list[Mapping[str, Any]]) -> str:
@@ -209,11 +216,17 @@ def _rag(messages: list[Mapping[str, Any]]) -> tuple[str, str] | None:
         text = _text_of(message)
         low = text.lower()
         context = question = None
-        if "---------------------" in text:
-            parts = text.split("---------------------")
+        if "---------------------" in text or _SEPARATOR.search(text):
+            # LlamaIndex's QA and summary templates (21 dashes) and its context chat engine (20).
+            parts = _SEPARATOR.split(text) if _SEPARATOR.search(text) else text.split("---------------------")
             context = parts[1] if len(parts) > 1 else ""
             rest = "\n".join(parts[2:]) if len(parts) > 2 else ""
             question = _after(rest, ("query:", "question:")) or _last_line(rest)
+        elif "relevant documents for the context:" in low:
+            # LlamaIndex's condense-plus-context chat engine: the documents in the system prompt.
+            body = re.split(r"(?i)relevant documents for the context:", text, maxsplit=1)[-1]
+            context = re.split(r"(?im)^\s*instruction\s*:", body, maxsplit=1)[0]
+            question = None
         elif "context information is below" in low or re.search(r"(?im)^\s*context\s*:", text):
             body = re.split(r"(?im)context information is below\.?|^\s*context\s*:", text, maxsplit=1)[-1]
             context = re.split(r"(?im)^\s*(?:query|question|answer)\s*:", body, maxsplit=1)[0]
@@ -222,6 +235,9 @@ def _rag(messages: list[Mapping[str, Any]]) -> tuple[str, str] | None:
             q = question or (question_default if message.get("role") != "user" else "") or question_default
             return context.strip(), q.strip()
     return None
+
+
+_SEPARATOR = re.compile(r"(?m)^[ \t]*-{10,}[ \t]*$")
 
 
 def _after(text: str, labels: tuple[str, ...]) -> str | None:
@@ -250,11 +266,23 @@ def _rag_answer(context: str, question: str) -> str:
     sentences = [s.strip() for s in re.split(r"(?<=[.!?。])\s+", " ".join(line.strip() for line in lines)) if s.strip()]
     if not sentences:
         return "The provided context does not contain an answer to this question."
+    return " ".join(_best_sentences(sentences, question) or sentences[:2])
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?。])\s+", " ".join(text.split())) if s.strip()]
+
+
+def _best_sentences(sentences: list[str], question: str, limit: int = 3) -> list[str]:
+    """Up to ``limit`` sentences that share the most content words with ``question`` (at least half
+    as many as the best one does), in their order; none when no sentence shares a word."""
     wanted = {_stem(w) for w in keywords(question) if w.lower() not in STOPWORDS}
     scored = [(len(wanted & {_stem(w) for w in keywords(s)}), i) for i, s in enumerate(sentences)]
-    best = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))[:3]
-    chosen = sorted(i for _, i in best) or list(range(min(2, len(sentences))))
-    return " ".join(sentences[i] for i in chosen)
+    top = max((score for score, _ in scored), default=0)
+    if top == 0:
+        return []
+    best = sorted((item for item in scored if 2 * item[0] >= top), key=lambda item: (-item[0], item[1]))[:limit]
+    return [sentences[i] for i in sorted(i for _, i in best)]
 
 
 def _matches(user_words: set[str], tool_words: set[str]) -> bool:
@@ -342,10 +370,16 @@ def _tool_answer(messages: list[Mapping[str, Any]]) -> str | None:
         break
     if not results:
         return None
+    return _results_answer(
+        [(names.get(str(r.get("tool_call_id")), str(r.get("name") or "tool")), _text_of(r)) for r in results]
+    )
+
+
+def _results_answer(results: list[tuple[str, str]]) -> str:
+    """An answer that reports each ``(tool name, result)``."""
     parts = []
-    for result in results:
-        name = names.get(str(result.get("tool_call_id")), str(result.get("name") or "tool"))
-        text = " ".join(_text_of(result).split())
+    for name, raw in results:
+        text = " ".join(raw.split())
         words = text.split()
         if len(words) > 60:
             text = " ".join(words[:60]) + " ..."
@@ -387,10 +421,85 @@ def _json_object(body: Mapping[str, Any], user_text: str, rng: random.Random) ->
     return result
 
 
-def _json_schema(body: Mapping[str, Any], user_text: str, rng: random.Random) -> Any:
-    spec = (body.get("response_format") or {}).get("json_schema") or {}
-    schema = spec.get("schema") or {"type": "object"}
-    return instance(schema, PromptFacts.from_text(user_text), rng)
+def _json_schema(
+    body: Mapping[str, Any], user_text: str, rng: random.Random, schema: Mapping[str, Any] | None = None
+) -> Any:
+    """An instance of ``response_format``'s schema (or of ``schema``, one the prompt shows)."""
+    if schema is None:
+        spec = (body.get("response_format") or {}).get("json_schema") or {}
+        schema = spec.get("schema") or {"type": "object"}
+    return instance(dict(schema), PromptFacts.from_text(user_text), rng)
+
+
+def _react_answer(prompt: ReActPrompt, rng: random.Random) -> str:
+    """The next ReAct step: an ``Action`` on the best-fitting tool not yet called since the question,
+    else the answer (from the observations when there are some)."""
+    scored = [
+        (_tool_score(tool, prompt.question), i)
+        for i, tool in enumerate(prompt.tools)
+        if (tool.get("function") or {}).get("name") not in prompt.called
+    ]
+    hits = [i for score, i in sorted(scored, key=lambda s: (-s[0], s[1])) if score > 0]
+    final = "Final Answer" if prompt.classic else "Answer"
+    if hits:
+        function = prompt.tools[hits[0]].get("function") or {}
+        name = str(function.get("name"))
+        schema = function.get("parameters") or {"type": "object", "properties": {"input": {"type": "string"}}}
+        args = instance(schema, PromptFacts.from_text(prompt.question), rng)
+        action_input = json.dumps(args, ensure_ascii=False)
+        if prompt.classic and isinstance(args, dict) and len(args) == 1:
+            # LangChain's single-input parser hands the text after ``Action Input:`` to the tool as is.
+            only = next(iter(args.values()))
+            action_input = only if isinstance(only, str) else json.dumps(only, ensure_ascii=False)
+        thought = f"I need to use the {name} tool to answer the question."
+        text = f"Thought: {thought}\nAction: {name}\nAction Input: {action_input}"
+    elif prompt.observations:
+        closing = "I now know the final answer" if prompt.classic else "I can answer without using any more tools."
+        text = f"Thought: {closing}\n{final}: {_results_answer(prompt.observations)}"
+    else:
+        topics = _topics(prompt.question)
+        answer = _fill(_TEXT_TEMPLATES, topics, 24, rng, "Here is a short answer about {t}.")
+        text = f"Thought: I can answer without using any tools.\n{final}: {answer}"
+    if prompt.continues:
+        text = text.removeprefix("Thought:")
+    return text
+
+
+def _refine_answer(refine: Refine) -> str:
+    """The existing answer rewritten with what the new context adds to the question, or repeated
+    when the new context says nothing about it (what LlamaIndex's refine prompts ask)."""
+    if not _best_sentences(_sentences(refine.context), refine.question):
+        return refine.existing or _rag_answer(refine.context, refine.question)
+    pool = list(dict.fromkeys([*_sentences(refine.existing), *_sentences(refine.context)]))
+    return " ".join(_best_sentences(pool, refine.question))
+
+
+def _summary(instructions: str, turns: list[tuple[str, str]]) -> str:
+    """A summary of a conversation: what the user wants, the facts stated, what is left to do; in
+    the sections the instructions name when they name some (``## SESSION INTENT`` ...)."""
+    human = [text for role, text in turns if role in ("human", "user") and text]
+    first = [s for text in human for s in _sentences(text)[:1]]
+    facts = list(dict.fromkeys(first))
+    intent = facts[0] if facts else "None"
+    said = [s for role, text in turns if role in ("ai", "assistant", "tool") and text for s in _sentences(text)[:1]]
+    summary = " ".join([*facts[:12], *list(dict.fromkeys(said))[:4]]) or "None"
+    next_step = f"Answer the latest request: {human[-1]}" if human else "None"
+    sections = re.findall(r"(?m)^##\s+(.+?)\s*$", instructions)
+    if not sections:
+        return summary
+    out = []
+    for section in sections:
+        key = section.upper()
+        if "INTENT" in key or "GOAL" in key:
+            value = intent
+        elif "NEXT" in key:
+            value = next_step
+        elif "SUMMARY" in key or "CONTEXT" in key:
+            value = summary
+        else:
+            value = "None"
+        out.append(f"## {section}\n\n{value}")
+    return "\n\n".join(out)
 
 
 def _content_for(
@@ -412,6 +521,26 @@ def _content_for(
         return json.dumps(_json_schema(body, user_text, rng), ensure_ascii=False)
     if kind == "json_object":
         return json.dumps(_json_object(body, user_text, rng), ensure_ascii=False)
+    # Framework prompts, answered in the shape the framework parses. A summary first: the
+    # conversation it carries may show any of the others.
+    summary = summary_request(messages)
+    if summary is not None:
+        return _summary(*summary)
+    react = react_prompt(messages)
+    if react is not None:
+        return _react_answer(react, rng)
+    shown = prompt_schema(messages)
+    if shown is not None:
+        schema, rest = shown
+        return json.dumps(_json_schema(body, rest, rng, schema), ensure_ascii=False)
+    if json_requested(messages):
+        return json.dumps(_json_object(body, user_text, rng), ensure_ascii=False)
+    standalone = condense_question(messages)
+    if standalone is not None:
+        return standalone
+    refine = refine_prompt(messages)
+    if refine is not None:
+        return _refine_answer(refine)
     rag = _rag(messages)
     if rag is not None:
         return _rag_answer(*rag)

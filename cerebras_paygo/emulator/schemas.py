@@ -46,7 +46,7 @@ STOPWORDS = word_set(
 )
 _QUESTION_WORDS = word_set(
     "what who where when why how which please can could would tell give show find get add say list is are "
-    "do does make create write explain describe compute calculate return"
+    "do does make create write explain describe compute calculate return extract generate"
 )
 _NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
 _QUOTED_RE = re.compile(r"\"([^\"\n]{1,300})\"|“([^”\n]{1,300})”|«([^»\n]{1,300})»|(?<!\w)'([^'\n]{1,300})'(?!\w)")
@@ -145,7 +145,9 @@ class PromptFacts:
             if not phrase:
                 continue
             before = text[: match.start()].rstrip()
-            previous = before.split()[-1].lower() if before.split() else ""
+            # ``in 'London'``: the preposition before an opening quote counts too.
+            unquoted = before.rstrip("'\"\u201c\u2018\u00ab").rstrip()
+            previous = unquoted.split()[-1].lower() if unquoted.split() else ""
             at_start = not before or before[-1] in ".!?:\n"
             if previous in _PREPOSITIONS:
                 places.append(phrase)
