@@ -11,7 +11,7 @@ import pickle
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from cerebras_paygo._catalog import Tier
 from cerebras_paygo._options import ClientOptions, configuration_error
@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 else:
     _Model = object  # a plain mixin at run time: the adapter's own pydantic base does the rest
 
-__all__ = ["ClientOwner"]
+__all__ = ["ClientOwner", "secret_key"]
 
 _BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
+
+
+def secret_key(value: Any) -> Any:
+    """An ``api_key`` field's value as stored: a ``str`` becomes a ``SecretStr`` (an empty one,
+    ``None``); anything else is left for the field's own validation."""
+    if isinstance(value, str):
+        return SecretStr(value) if value else None
+    return value
 
 
 class ClientOwner(_Model):

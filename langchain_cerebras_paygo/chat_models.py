@@ -26,7 +26,7 @@ from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, fi
 from typing_extensions import Self
 
 from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
-from cerebras_paygo._adapters import ClientOwner
+from cerebras_paygo._adapters import ClientOwner, secret_key
 from cerebras_paygo._options import ClientOptions, build_request, check_sampling
 from cerebras_paygo._settings import env_api_key, normalize_base_url
 from cerebras_paygo._tools import api_tool_choice, forced_tool
@@ -151,9 +151,12 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     """Ask for usage on streams (``stream_options.include_usage``); exactly one chunk carries it."""
 
     # --- client -------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(default_factory=env_api_key)
-    """The Cerebras key; ``CEREBRAS_API_KEY`` when not given. A missing key fails at the first
-    call with ``MissingAPIKeyError``, never by sending another provider's key."""
+    # ``str`` in the annotation only so ``api_key="csk-..."`` type-checks; the value is always
+    # turned into a ``SecretStr`` before it is stored.
+    api_key: SecretStr | str | None = Field(default_factory=env_api_key)
+    """The Cerebras key (a ``str`` is stored as ``SecretStr``); ``CEREBRAS_API_KEY`` when not given.
+    A missing key fails at the first call with ``MissingAPIKeyError``, never by sending another
+    provider's key."""
     base_url: str | None = None
     """API root; else ``CEREBRAS_BASE_URL`` (or ``CEREBRAS_API_BASE``), else ``https://api.cerebras.ai/v1``.
     Plain ``http://`` is accepted only for loopback hosts (the emulator)."""
@@ -273,6 +276,11 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     @classmethod
     def _lower_tier(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _secret_key(cls, value: Any) -> Any:
+        return secret_key(value)
 
     # --- LangChain metadata -------------------------------------------------------------------
 

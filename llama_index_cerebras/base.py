@@ -39,7 +39,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from typing_extensions import Self
 
 from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
-from cerebras_paygo._adapters import ClientOwner
+from cerebras_paygo._adapters import ClientOwner, secret_key
 from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
 from cerebras_paygo._options import ClientOptions, build_request, check_sampling
 from cerebras_paygo._settings import DEFAULT_BASE_URL, env_base_url, normalize_base_url
@@ -133,7 +133,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     )
 
     # --- client -------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(
+    # ``str`` in the annotation only so ``api_key="csk-..."`` type-checks; stored as ``SecretStr``.
+    api_key: SecretStr | str | None = Field(
         default=None,
         exclude=True,
         repr=False,
@@ -284,6 +285,11 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     @classmethod
     def _lower_tier(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _secret_key(cls, value: Any) -> Any:
+        return secret_key(value)
 
     @model_validator(mode="after")
     def _known_model(self) -> Self:

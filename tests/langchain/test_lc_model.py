@@ -255,3 +255,12 @@ def test_proxy_clients_keep_the_timeout() -> None:
 def test_openai_settings_are_refused_not_forwarded() -> None:
     with pytest.raises(ConfigurationError, match="CEREBRAS_API_KEY"):
         ChatCerebras(openai_api_key="sk-openai")
+
+
+def test_a_str_api_key_is_stored_as_a_secret() -> None:
+    """``api_key="csk-..."`` type-checks (tests/typing/user_script.py) and is kept as a SecretStr."""
+    from pydantic import SecretStr
+
+    llm = ChatCerebras(model="gpt-oss-120b", api_key="csk-typed-as-str")
+    assert isinstance(llm.api_key, SecretStr) and llm.api_key.get_secret_value() == "csk-typed-as-str"
+    assert "csk-typed-as-str" not in repr(llm) + str(llm.model_dump()) + llm.model_dump_json()

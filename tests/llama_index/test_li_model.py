@@ -373,3 +373,12 @@ def test_schemas_strict_mode_cannot_express_are_sent_non_strict() -> None:
     assert strip_added_nulls({"a": None}, {"type": "object"}) == {"a": None}
     with pytest.raises(ValueError):
         parse_output(_FreeForm, "no json here")
+
+
+def test_a_str_api_key_is_stored_as_a_secret() -> None:
+    """``api_key="csk-..."`` type-checks (tests/typing/user_script.py) and is kept as a SecretStr."""
+    from pydantic import SecretStr
+
+    llm = Cerebras(model="gpt-oss-120b", api_key="csk-typed-as-str")
+    assert isinstance(llm.api_key, SecretStr) and llm.api_key.get_secret_value() == "csk-typed-as-str"
+    assert "csk-typed-as-str" not in repr(llm) + str(llm.model_dump()) + llm.to_json()

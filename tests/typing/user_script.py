@@ -46,14 +46,14 @@ def langchain_usage() -> str:
     )
     message = also.invoke("Say hi in Portuguese")
     assert isinstance(message, AIMessage)
-    stopped = ChatCerebras(model="gpt-oss-120b", stop="END", timeout=httpx.Timeout(10.0))
+    stopped = ChatCerebras(model="gpt-oss-120b", stop="END", timeout=httpx.Timeout(10.0), api_key="csk-...")
     stopped.with_structured_output(Joke).invoke("Tell me a joke")
     stopped.with_structured_output(method="json_mode").invoke("A JSON object, please")
     return text + message.text
 
 
 def llama_index_usage() -> str:
-    llm = Cerebras(model="gpt-oss-120b", max_tokens=1024)
+    llm = Cerebras(model="gpt-oss-120b", max_tokens=1024, api_key="csk-...")
     legacy = Cerebras(
         model="gpt-oss-120b",
         api_key=SecretStr("csk-..."),
