@@ -160,6 +160,8 @@ class CerebrasClient:
         self.shared = shared_state(redis_url=redis_url, redis=redis, on_backend_error=on_backend_error, workers=workers)
         self.limiter: Limiter = limiter or self.shared.limiter
         self.estimator = estimator or shared_estimator()
+        if self.shared.calibration is not None:  # what this process learns, the fleet learns
+            self.shared.calibration.attach(self.estimator)
         self.spend_meter = spend_meter or self.shared.meter
         budget = Budget(
             max_spend_usd=max_spend_usd, starting_balance_usd=starting_balance_usd, warn_below_usd=warn_below_usd

@@ -9,7 +9,9 @@ process and machine on that Redis shares:
 - each key fingerprint's 402 payment circuit: one probe at a time across all processes, the
   outage seen by all, each process's ``on_payment_required`` hook called once per outage at most;
 - the spend meter's totals per (fingerprint, model) and the ``max_spend_usd`` ledger per key
-  fingerprint: worst-case holds are booked atomically against the fleet's spent + in flight.
+  fingerprint: worst-case holds are booked atomically against the fleet's spent + in flight;
+- the token estimator's calibration (``CalibrationFeed``: one stream of observations, about a
+  second behind; a worker that starts later replays it).
 
 The states are cached per backend, so all clients of one process on one Redis share one limiter
 and one set of circuits. Backend failures follow ``on_backend_error``: ``"local"`` (warn once, use
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from cerebras_paygo._billing import Budget, BudgetGuard, Ledger, SpendMeter, SpendStore, shared_spend_meter
+from cerebras_paygo._context.feed import CalibrationFeed
 from cerebras_paygo._orgstate.fallback import AsyncOnly, BackendErrorPolicy, check_policy
 from cerebras_paygo._payment import PaymentCircuit, PaymentPolicy, payment_circuit
 from cerebras_paygo._ratelimit import Limiter, shared_limiter
@@ -77,6 +80,8 @@ class SharedState:
         budget_factory: ``budget_factory(budget, meter, fingerprint)`` builds a client's
             ``BudgetGuard`` (on Redis, over the key's shared ledger).
         org: the sync ``RedisOrgState`` (``None`` in memory), for ``cerebras-paygo status``.
+        calibration: the ``CalibrationFeed`` that shares the token estimator's calibration
+            (``None`` in memory, and with only an asyncio ``redis=`` client).
     """
 
     backend: str
@@ -85,6 +90,7 @@ class SharedState:
     meter: SpendMeter
     budget_factory: BudgetFactory
     org: Any = None
+    calibration: CalibrationFeed | None = None
     _refs: tuple[Any, ...] = field(default=(), repr=False)
 
     def circuit(self, fingerprint: str, policy: PaymentPolicy | None = None) -> PaymentCircuit:
@@ -169,6 +175,7 @@ def _redis_state(
     on_backend_error: BackendErrorPolicy,
     workers: int,
     refs: tuple[Any, ...],
+    calibration: CalibrationFeed | None = None,
 ) -> SharedState:
     sync_org = org
 
@@ -197,7 +204,7 @@ def _redis_state(
             workers=workers,
         )
 
-    return SharedState(backend, limiter, CircuitRegistry(circuit), meter, budget, sync_org, refs)
+    return SharedState(backend, limiter, CircuitRegistry(circuit), meter, budget, sync_org, calibration, refs)
 
 
 def _from_url(url: str, on_backend_error: BackendErrorPolicy, workers: int, prefix: str) -> SharedState:
@@ -227,7 +234,8 @@ def _from_url(url: str, on_backend_error: BackendErrorPolicy, workers: int, pref
 
     org = RedisOrgState(client, prefix=prefix)
     aorg = AsyncRedisOrgState(factory=make_async, prefix=prefix)
-    return _redis_state(_redact(url), limiter, org, aorg, on_backend_error, workers, ())
+    feed = CalibrationFeed(client, prefix=prefix)
+    return _redis_state(_redact(url), limiter, org, aorg, on_backend_error, workers, (), feed)
 
 
 def _from_client(client: Any, on_backend_error: BackendErrorPolicy, workers: int, prefix: str) -> SharedState:
@@ -240,8 +248,10 @@ def _from_client(client: Any, on_backend_error: BackendErrorPolicy, workers: int
             f"not {type(client).__name__}"
         )
     limiter = Limiter.from_client(client, prefix=f"{prefix}:rl", on_backend_error=on_backend_error, workers=workers)
+    feed = None
     if module.startswith("redis.asyncio"):
         org, aorg = None, AsyncRedisOrgState(client, prefix=prefix)
     else:
         org, aorg = RedisOrgState(client, prefix=prefix), None
-    return _redis_state("redis client", limiter, org, aorg, on_backend_error, workers, (client,))
+        feed = CalibrationFeed(client, prefix=prefix)
+    return _redis_state("redis client", limiter, org, aorg, on_backend_error, workers, (client,), feed)

@@ -18,9 +18,12 @@ import collections
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 __all__ = [
     "CalibrationStats",
+    "Observation",
+    "ObservationSink",
     "PromptScale",
     "RawParts",
     "TextParts",
@@ -211,6 +214,24 @@ class Estimate:
     low: float
     exact: bool
     known: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One response's lesson, as ``TokenEstimator`` learns it: the raw parts of the estimate that
+    was made, its low end's raw count (0: none), whether it was an exact count, and the server's
+    ``usage.prompt_tokens``. No text of the prompt: parts are token counts."""
+
+    parts: RawParts
+    low: float
+    exact: bool
+    actual: int
+
+
+class ObservationSink(Protocol):
+    """Where an estimator also sends what it observes (``CalibrationFeed``: other processes)."""
+
+    def publish(self, model: str, observation: Observation) -> None: ...
 
 
 def _ridge(gram: Sequence[Sequence[float]], moment: Sequence[float]) -> RawParts:

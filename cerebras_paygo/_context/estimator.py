@@ -46,6 +46,8 @@ from cerebras_paygo._context.calibration import (
     _ZERO,
     CalibrationStats,
     Estimate,
+    Observation,
+    ObservationSink,
     PromptScale,
     RawParts,
     TextParts,
@@ -193,6 +195,7 @@ class TokenEstimator:
         self._text_cache: dict[tuple[int, int, object], tuple[TextParts, float]] = {}  # atomic dict ops
         self._lock = threading.Lock()
         self._state: dict[str, _Calibration] = {}
+        self._feeds: tuple[ObservationSink, ...] = ()
         # Prompts the server has counted for us (its context_length_exceeded says how long), per model:
         # request digest -> prompt tokens. Sending the same prompt again is then counted exactly.
         self._server_counts: dict[str, collections.OrderedDict[bytes, int]] = {}
@@ -646,7 +649,6 @@ class TokenEstimator:
         """
         if estimated <= 0 or actual_prompt_tokens <= 0:
             return
-        actual = float(actual_prompt_tokens)
         with self._lock:
             state = self._state.get(model)
             if state is None:
@@ -654,49 +656,78 @@ class TokenEstimator:
             entry = state.recent.get(estimated)
             if entry is not None and entry.known:
                 return  # the server's own count of this prompt: nothing to learn about our counting
-            if entry is not None and entry.exact:
-                # an exact count: learn how far the server's count is from it
-                state.diffs.append(actual_prompt_tokens - round(sum(entry.parts)))
-                state.n += 1
-                return
-            parts = entry.parts if entry is not None else self._guess_parts(state, estimated)
-            if entry is not None and entry.low > 0:
-                state.low_ratios.append(actual / entry.low)
-            raw = sum(parts)
-            if raw <= 0:
-                return
-            decay = 1.0 - self._alpha
-            # The regression, on relative errors (weight 1 / raw^2): small and large prompts both count.
-            weight = 1.0 / (raw * raw)
-            gram, moment = state.gram, state.moment
-            for i in range(_PARTS):
-                weighted = weight * parts[i]
-                moment[i] = moment[i] * decay + weighted * actual
-                row = gram[i]
-                for j in range(_PARTS):
-                    row[j] = row[j] * decay + weighted * parts[j]
-            coefficients = _ridge(gram, moment)
-            # The margins: the spread of actual / predicted, apart for small and for large prompts.
-            predicted = sum(c * p for c, p in zip(coefficients, parts, strict=True))
-            ratio = min(max(actual / predicted, _RATIO_MIN), _RATIO_MAX) if predicted > 0 else _RATIO_MAX
-            large = raw / (raw + _SIZE_WEIGHT)
-            state.large.add(ratio, large, decay)
-            state.small.add(ratio, 1.0 - large, decay)
-            state.ratio.add(min(max(actual / raw, _RATIO_MIN), _RATIO_MAX), large, decay)
-            text = parts[2] + parts[3] + parts[4] + parts[5]
-            if text > 0:
-                state.mix_weight = state.mix_weight * decay + large
-                step = large / state.mix_weight
-                state.mix = [
-                    share + step * (part / text - share) for share, part in zip(state.mix, parts[2:], strict=True)
-                ]
+            if entry is not None:
+                observation = Observation(entry.parts, entry.low, entry.exact, actual_prompt_tokens)
+            else:
+                observation = Observation(self._guess_parts(state, estimated), 0.0, False, actual_prompt_tokens)
+            self._learn(state, observation)
+            feeds = self._feeds
+        for feed in feeds:  # other processes learn it too (queued; never I/O here)
+            feed.publish(model, observation)
+
+    def learn(self, model: str, observation: Observation) -> None:
+        """Learn an observation made elsewhere (another process's, through a ``CalibrationFeed``)."""
+        if observation.actual <= 0:
+            return
+        with self._lock:
+            state = self._state.get(model)
+            if state is None:
+                state = self._state[model] = _Calibration(self._prior_scale, self._mix)
+            self._learn(state, observation)
+
+    def _reset_lock_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def add_feed(self, feed: ObservationSink) -> None:
+        """Publish every later observation to ``feed`` as well (once per feed)."""
+        with self._lock:
+            if feed not in self._feeds:
+                self._feeds = (*self._feeds, feed)
+
+    def _learn(self, state: _Calibration, observation: Observation) -> None:
+        """Fold one observation into ``state`` (under the lock)."""
+        parts = observation.parts
+        actual = float(observation.actual)
+        if observation.exact:
+            # an exact count: learn how far the server's count is from it
+            state.diffs.append(observation.actual - round(sum(parts)))
             state.n += 1
-            state.scale = PromptScale(
-                coefficients=coefficients,
-                small_margin=self._margin(state.small),
-                large_margin=self._margin(state.large),
-                floor=self.min_text_factor,
-            )
+            return
+        if observation.low > 0:
+            state.low_ratios.append(actual / observation.low)
+        raw = sum(parts)
+        if raw <= 0:
+            return
+        decay = 1.0 - self._alpha
+        # The regression, on relative errors (weight 1 / raw^2): small and large prompts both count.
+        weight = 1.0 / (raw * raw)
+        gram, moment = state.gram, state.moment
+        for i in range(_PARTS):
+            weighted = weight * parts[i]
+            moment[i] = moment[i] * decay + weighted * actual
+            row = gram[i]
+            for j in range(_PARTS):
+                row[j] = row[j] * decay + weighted * parts[j]
+        coefficients = _ridge(gram, moment)
+        # The margins: the spread of actual / predicted, apart for small and for large prompts.
+        predicted = sum(c * p for c, p in zip(coefficients, parts, strict=True))
+        ratio = min(max(actual / predicted, _RATIO_MIN), _RATIO_MAX) if predicted > 0 else _RATIO_MAX
+        large = raw / (raw + _SIZE_WEIGHT)
+        state.large.add(ratio, large, decay)
+        state.small.add(ratio, 1.0 - large, decay)
+        state.ratio.add(min(max(actual / raw, _RATIO_MIN), _RATIO_MAX), large, decay)
+        text = parts[2] + parts[3] + parts[4] + parts[5]
+        if text > 0:
+            state.mix_weight = state.mix_weight * decay + large
+            step = large / state.mix_weight
+            state.mix = [share + step * (part / text - share) for share, part in zip(state.mix, parts[2:], strict=True)]
+        state.n += 1
+        state.scale = PromptScale(
+            coefficients=coefficients,
+            small_margin=self._margin(state.small),
+            large_margin=self._margin(state.large),
+            floor=self.min_text_factor,
+        )
 
     def _sd(self, tracker: _Tracker) -> float:
         """The tracker's standard deviation, the prior's blended in while its weight is small."""

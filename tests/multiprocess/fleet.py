@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,8 +143,12 @@ def worker(spec: WorkerSpec, ready: Any, go: Any, out: Any) -> None:
     out.put(report)
 
 
-def run_fleet(specs: list[WorkerSpec], timeout: float = 300.0) -> tuple[list[WorkerReport], float]:
-    """Run one process per spec, started together; returns their reports and the wall time (s)."""
+def run_fleet(
+    specs: list[WorkerSpec], timeout: float = 300.0, on_ready: Callable[[], object] | None = None
+) -> tuple[list[WorkerReport], float]:
+    """Run one process per spec, started together; returns their reports and the wall time (s).
+    ``on_ready`` runs once every process is ready, just before they start (e.g. to open an outage
+    whose clock must not run while the processes import)."""
     ctx = multiprocessing.get_context("spawn")
     ready, out = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
@@ -153,6 +158,8 @@ def run_fleet(specs: list[WorkerSpec], timeout: float = 300.0) -> tuple[list[Wor
     try:
         for _ in procs:
             ready.get(timeout=120)
+        if on_ready is not None:
+            on_ready()
         started = time.time()
         go.set()
         reports = [out.get(timeout=timeout) for _ in procs]

@@ -108,12 +108,13 @@ def outage_config(api_key: str, delay_s: float) -> object:
 
 def run_outage(api_key: str, redis_url: str | None) -> tuple[list, dict]:
     with EmulatorServer(outage_config(api_key, delay_s=3.0)) as server:  # type: ignore[arg-type]
-        server.state.set_faults(payment_required_s=math.inf)  # 402 until the recharge lands
         specs = [
             WorkerSpec(server.base_url, api_key, redis_url, requests=20, concurrency=20, mode=mode)
             for mode in modes(redis_url, "async", "threads", "async", "async")
         ]
-        reports, _ = run_fleet(specs)
+        # 402 until the recharge lands, 3 s after the outage opens: opened once the processes are
+        # ready, so their start-up (seconds on a loaded machine) does not eat the outage.
+        reports, _ = run_fleet(specs, on_ready=lambda: server.state.set_faults(payment_required_s=math.inf))
         return reports, server.state.stats()
 
 
