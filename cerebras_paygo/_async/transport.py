@@ -100,6 +100,9 @@ class AsyncTransport:
         self.settings = settings
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=settings.timeout, limits=DEFAULT_LIMITS)
+        # Parsed once per transport, not per request (httpx parses a str URL on every build_request).
+        self._urls: dict[str, httpx.URL] = {}
+        self._headers: dict[bool, dict[str, str]] = {}
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -109,8 +112,19 @@ class AsyncTransport:
         """A transport for other settings (the fallback key) over the same connection pool."""
         return AsyncTransport(settings, self._client)
 
-    def _url(self, path: str) -> str:
-        return f"{self.settings.base_url}/{path}"
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(f"{self.settings.base_url}/{path}")
+            if len(self._urls) < 64:  # chat/completions, models, a few model ids
+                self._urls[path] = url
+        return url
+
+    def _headers_for(self, stream: bool) -> dict[str, str]:
+        headers = self._headers.get(stream)
+        if headers is None:  # built at the first request: a missing key raises there, as before
+            headers = self._headers[stream] = build_headers(self.settings, stream=stream)
+        return headers
 
     def _request(
         self, method: str, path: str, deadlines: Deadlines, *, stream: bool = False, **kwargs: Any
@@ -119,7 +133,7 @@ class AsyncTransport:
         return self._client.build_request(
             method,
             self._url(path),
-            headers=build_headers(self.settings, stream=stream),
+            headers=self._headers_for(stream),
             timeout=timeout,
             extensions={"trace": _Progress(deadlines)},
             **kwargs,

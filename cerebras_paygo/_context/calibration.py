@@ -174,11 +174,13 @@ class _Calibration:
         "ratio",
         "recent",
         "scale",
+        "since_solve",
         "small",
     )
 
     def __init__(self, scale: PromptScale, mix: TextParts) -> None:
         self.n = 0
+        self.since_solve = 0  # observations since the regression was last solved
         self.gram = [[0.0] * _PARTS for _ in range(_PARTS)]  # decayed sum of w * parts * parts^T
         self.moment = [0.0] * _PARTS  # decayed sum of w * parts * actual
         self.small = _Tracker()  # actual / predicted of small prompts

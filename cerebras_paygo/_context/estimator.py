@@ -708,7 +708,21 @@ class TokenEstimator:
             row = gram[i]
             for j in range(_PARTS):
                 row[j] = row[j] * decay + weighted * parts[j]
-        coefficients = _ridge(gram, moment)
+        # The regression is solved again (a 6x6 system, ~25 us) while it is young, when this
+        # observation is off by more than _RESOLVE_ERROR under the current coefficients, and at
+        # least every _RESOLVE_EVERY observations; in between, the coefficients stand (their
+        # statistics above are always kept up to date, so nothing is lost, only deferred).
+        coefficients = state.scale.coefficients
+        current = sum(c * p for c, p in zip(coefficients, parts, strict=True))
+        state.since_solve += 1
+        if (
+            state.n < _RESOLVE_WARMUP
+            or state.since_solve >= _RESOLVE_EVERY
+            or current <= 0
+            or abs(actual / current - 1.0) > _RESOLVE_ERROR
+        ):
+            coefficients = _ridge(gram, moment)
+            state.since_solve = 0
         # The margins: the spread of actual / predicted, apart for small and for large prompts.
         predicted = sum(c * p for c, p in zip(coefficients, parts, strict=True))
         ratio = min(max(actual / predicted, _RATIO_MIN), _RATIO_MAX) if predicted > 0 else _RATIO_MAX
@@ -823,6 +837,13 @@ class TokenEstimator:
                 self._state.pop(model, None)
                 self._server_counts.pop(model, None)
 
+
+#: Observations during which the regression is solved on every one.
+_RESOLVE_WARMUP = 32
+#: After that, solved at least every this many observations...
+_RESOLVE_EVERY = 8
+#: ...and at once when an observation is off by more than this under the current coefficients.
+_RESOLVE_ERROR = 0.05
 
 _SERVER_COUNTS = 256  # prompts remembered per model
 _SERVER_COUNT_MODELS = 64
