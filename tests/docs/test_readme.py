@@ -13,8 +13,6 @@ import asyncio
 import importlib.util
 import inspect
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 
 from cerebras_paygo.emulator.pytest_plugin import EmulatorHandle
 from tests.docs.readme_blocks import MARKS, README, ROOT, Block, python_blocks, readme_blocks
+from tests.typing.mypy_run import mypy_strict
 
 BLOCKS = readme_blocks()
 
@@ -127,23 +126,7 @@ def test_readme_blocks_pass_mypy_strict(tmp_path: Path) -> None:
             path = tmp_path / f"readme_{block.id.replace('-', '_')}.py"
             path.write_text(block.padded(), encoding="utf-8")
             files.append(str(path))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-error-summary",
-            "--cache-dir",
-            str(ROOT / ".mypy_cache"),
-            *files,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    done = mypy_strict(files, ROOT / ".mypy_cache")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

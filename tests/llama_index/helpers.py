@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+from llama_index.core.tools import FunctionTool
 
 from cerebras_paygo._client import CerebrasClient
 from llama_index_cerebras import Cerebras
@@ -96,3 +97,17 @@ async def run_complete(llm: Cerebras, path: str, prompt: str, **kwargs: Any) -> 
     assert responses
     assert "".join(r.delta or "" for r in responses) == responses[-1].text
     return responses[-1]
+
+
+def get_weather(city: str) -> str:
+    """Get the current weather for a city."""
+    return f"It is 21 degrees and sunny in {city}."
+
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+WEATHER = FunctionTool.from_defaults(fn=get_weather)
+MULTIPLY = FunctionTool.from_defaults(fn=multiply)

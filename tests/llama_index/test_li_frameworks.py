@@ -12,24 +12,9 @@ from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import ReActAgent
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.program import LLMTextCompletionProgram
-from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
-from tests.llama_index.helpers import Recorder, recorded_llm
-
-
-def get_weather(city: str) -> str:
-    """Get the current weather for a city."""
-    return f"It is 21 degrees and sunny in {city}."
-
-
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
-WEATHER = FunctionTool.from_defaults(fn=get_weather)
-MULTIPLY = FunctionTool.from_defaults(fn=multiply)
+from tests.llama_index.helpers import MULTIPLY, WEATHER, Recorder, recorded_llm
 
 OTTERS = "Otters hold hands while they sleep so that they do not drift apart in the water."
 LISBON = "The city of Lisbon is built on seven hills overlooking the Tagus river."

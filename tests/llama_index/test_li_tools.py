@@ -13,28 +13,22 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.prompts import PromptTemplate
-from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel, Field
 
 from cerebras_paygo._catalog import Catalog, default_catalog
 from cerebras_paygo._client import CerebrasClient
 from llama_index_cerebras import Cerebras
-from tests.llama_index.helpers import PATHS, Recorder, fresh_key, llm_for, recorded_llm, run_chat
-
-
-def get_weather(city: str) -> str:
-    """Get the current weather for a city."""
-    return f"It is 21 degrees and sunny in {city}."
-
-
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
-WEATHER = FunctionTool.from_defaults(fn=get_weather)
-MULTIPLY = FunctionTool.from_defaults(fn=multiply)
-
+from tests.llama_index.helpers import (
+    MULTIPLY,
+    PATHS,
+    WEATHER,
+    Recorder,
+    fresh_key,
+    get_weather,
+    llm_for,
+    recorded_llm,
+    run_chat,
+)
 
 # --- one turn with tools ---------------------------------------------------------------------
 

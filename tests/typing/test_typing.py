@@ -4,11 +4,11 @@ write them: ``ChatCerebras(model=..., max_tokens=512)``, ``stop=``, ``api_base=`
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.typing.mypy_run import mypy_strict
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -17,23 +17,7 @@ ROOT = HERE.parent.parent
 def test_user_script_passes_mypy_strict(tmp_path: Path) -> None:
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (it is in the dev extra)")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-error-summary",
-            "--cache-dir",
-            str(tmp_path / "mypy-cache"),
-            str(HERE / "user_script.py"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    done = mypy_strict([str(HERE / "user_script.py")], tmp_path / "mypy-cache")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
