@@ -13,6 +13,8 @@ import dataclasses
 import json
 import math
 import platform
+import ssl
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -52,6 +54,7 @@ __all__ = [
     "parse_body",
     "parse_completion",
     "parse_sse_data",
+    "shared_ssl_context",
 ]
 
 T = TypeVar("T")
@@ -59,6 +62,26 @@ M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = f"cerebras-paygo/{__version__} httpx/{httpx.__version__} python/{platform.python_version()}"
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
+
+_ssl_context: ssl.SSLContext | None = None
+_ssl_lock = threading.Lock()
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every connection pool the package builds.
+
+    httpx builds a context per client (the CA bundle loaded again, ~840 KiB and several ms each);
+    a context is safe to share between pools and threads once configured. Built at the first
+    client, so ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` set before then are honoured (httpx's
+    ``trust_env``). A client of your own (``http_client=``) keeps its own.
+    """
+    global _ssl_context
+    if _ssl_context is None:
+        with _ssl_lock:
+            if _ssl_context is None:
+                _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
+
 
 #: A single SSE line longer than this is not a stream we can use (bounds memory on a server that
 #: never sends a newline).

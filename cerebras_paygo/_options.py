@@ -190,11 +190,13 @@ class ClientOptions(BaseModel):
 
         http_client, async_client = self.http_client, self.async_http_client
         if self.proxy:
+            from cerebras_paygo._http import shared_ssl_context
             from cerebras_paygo._settings import Settings
 
             timeout = Settings(timeout=self.timeout).timeout
-            http_client = http_client or httpx.Client(proxy=self.proxy, timeout=timeout)
-            async_client = async_client or httpx.AsyncClient(proxy=self.proxy, timeout=timeout)
+            verify = shared_ssl_context()
+            http_client = http_client or httpx.Client(proxy=self.proxy, timeout=timeout, verify=verify)
+            async_client = async_client or httpx.AsyncClient(proxy=self.proxy, timeout=timeout, verify=verify)
         return CerebrasClient(
             api_key=self.api_key,
             base_url=self.base_url or env_base_url(),

@@ -39,6 +39,7 @@ from cerebras_paygo._http import (
     parse_completion,
     parse_sse_data,
     refusal,
+    shared_ssl_context,
 )
 from cerebras_paygo._settings import Settings
 from cerebras_paygo._wire import (
@@ -100,7 +101,9 @@ class Transport:
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         self.settings = settings
         self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=settings.timeout, limits=DEFAULT_LIMITS)
+        self._client = client or httpx.Client(
+            timeout=settings.timeout, limits=DEFAULT_LIMITS, verify=shared_ssl_context()
+        )
         # Parsed once per transport, not per request (httpx parses a str URL on every build_request).
         self._urls: dict[str, httpx.URL] = {}
         self._headers: dict[bool, dict[str, str]] = {}
