@@ -5,13 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import types
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar, cast
 
 import anyio
 
-__all__ = ["AsyncShield", "Shield", "asleep", "close_at_loop_exit", "monotonic", "sleep"]
+__all__ = [
+    "AsyncShield",
+    "Shield",
+    "asleep",
+    "await_shielded",
+    "close_at_loop_exit",
+    "monotonic",
+    "sleep",
+    "wait_shielded",
+]
 
 monotonic = time.monotonic
+
+T = TypeVar("T")
 
 
 async def asleep(seconds: float) -> None:
@@ -49,6 +62,70 @@ class Shield:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+async def await_shielded(awaitable: Coroutine[Any, Any, T]) -> T:
+    """``await awaitable`` to its end even when the task is cancelled meanwhile; the cancellation is
+    raised once it is done. Costs nothing for a coroutine that never suspends.
+
+    A coroutine that finishes without suspending (a shared-state step on the in-process backends)
+    cannot be cancelled midway: cancellation reaches a task only where it suspends, so it is run to
+    its end here directly. One that suspends (a Redis round trip) goes on under anyio's shield
+    (anyio's cancel scopes, trio) and, on asyncio, as a task of its own, which a native
+    ``task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``, a ``TaskGroup``) does not reach:
+    anyio's shield alone does not hold those off.
+    """
+    try:
+        pending = awaitable.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    async with AsyncShield():
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): its cancellation is anyio's, which the shield holds
+            return await _resume(awaitable, pending)
+        task = loop.create_task(_finish(awaitable, pending))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await _outlast(task)
+            raise
+
+
+async def _finish(coroutine: Coroutine[Any, Any, T], pending: Any) -> T:
+    return await _resume(coroutine, pending)
+
+
+async def _outlast(task: asyncio.Task[Any]) -> None:
+    """Wait for ``task`` to be done, whatever cancellations arrive meanwhile."""
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            continue
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
+    """Go on driving ``coroutine`` from where it suspended on ``pending`` (what it yielded)."""
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as exc:  # thrown into the task: into the coroutine it is
+            try:
+                pending = coroutine.throw(exc)
+            except StopIteration as done:
+                return cast(T, done.value)
+        else:
+            try:
+                pending = coroutine.send(sent)
+            except StopIteration as done:
+                return cast(T, done.value)
+
+
+def wait_shielded(value: T) -> T:
+    """The sync twin of ``await_shielded``: threads are not cancelled, the value is already there."""
+    return value
 
 
 #: Sentinels parked on running loops (a loop holds its async generators weakly: we keep them alive).

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from cerebras_paygo._async.transport import AsyncTransport
-from cerebras_paygo._backends import AsyncShield, asleep
+from cerebras_paygo._backends import AsyncShield, asleep, await_shielded
 from cerebras_paygo._flow import CallFlow, CallInfo
 from cerebras_paygo._payment import acall_hook
 from cerebras_paygo._steps import ConsumerClosed, Emit, Relay, Relayed, Route, RunHook, Send, Sleep, StreamResult
@@ -67,9 +67,8 @@ async def adrive(
                 await asleep(step.seconds)
             elif isinstance(step, RunHook):
                 await acall_hook(step.hook, step.info)
-            else:
-                async with AsyncShield():
-                    value = await step.arun()
+            else:  # shared state: cancellation must not cut a booking or a release in half
+                value = await await_shielded(step.arun())
         except GeneratorExit as exc:  # the caller closed the stream
             closed_by, error = exc, ConsumerClosed()
         except BaseException as exc:  # the flow closes the lease, then re-raises it (or tries again)

@@ -14,7 +14,7 @@ from collections.abc import Generator, Callable
 from typing import Any
 
 from cerebras_paygo._sync.transport import Transport
-from cerebras_paygo._backends import Shield, sleep
+from cerebras_paygo._backends import Shield, sleep, wait_shielded
 from cerebras_paygo._flow import CallFlow, CallInfo
 from cerebras_paygo._payment import call_hook
 from cerebras_paygo._steps import ConsumerClosed, Emit, Relay, Relayed, Route, RunHook, Send, Sleep, StreamResult
@@ -68,9 +68,8 @@ def drive(
                 sleep(step.seconds)
             elif isinstance(step, RunHook):
                 call_hook(step.hook, step.info)
-            else:
-                with Shield():
-                    value = step.run()
+            else:  # shared state: cancellation must not cut a booking or a release in half
+                value = wait_shielded(step.run())
         except GeneratorExit as exc:  # the caller closed the stream
             closed_by, error = exc, ConsumerClosed()
         except BaseException as exc:  # the flow closes the lease, then re-raises it (or tries again)
