@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import weakref
 from collections import deque
@@ -98,7 +97,7 @@ class CalibrationFeed:
     def _reset_process(self) -> None:
         # A forked child is another process: its own origin (its siblings must not skip its
         # entries as their own), nothing of the parent's queue, its own thread.
-        self.origin = secrets.token_hex(8)
+        self.origin = os.urandom(8).hex()
         self._last_id: str | None = None
         self._pending.clear()
         self._thread = None
