@@ -4,14 +4,18 @@ It starts the emulator on a free loopback port with a small tokens-per-minute qu
 batch of questions through a LangChain chain (``prompt | ChatCerebras | StrOutputParser``, via
 ``abatch``) that books more tokens than the quota holds, and shows that the shared limiter kept
 the server from answering a single 429. Then one answer streams token by token, and a prompt over
-the free tier's window fails before anything is sent. ``--no-emulator`` does the same against the
-real API named by the ``CEREBRAS_*`` environment variables.
+the free tier's window fails before anything is sent. On the emulator, the org's credit then runs
+out (402) while a few questions are in flight and auto-recharge tops it up a second later: the calls
+wait it out behind one probe at a time. With LlamaIndex installed, a query engine answers over the
+same documents through the same key and limiter. ``--no-emulator`` does the same against the real
+API named by the ``CEREBRAS_*`` environment variables (without the staged outage).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 from collections import Counter
@@ -36,16 +40,19 @@ from cerebras_paygo._cli.common import (
     quiet_library_logs,
     settings_from_args,
 )
+from cerebras_paygo._payment import PaymentPolicy
 from cerebras_paygo._settings import Settings
 from cerebras_paygo.errors import CerebrasError, ContextWindowExceededError
 
 __all__ = ["CARDS", "add_arguments", "run"]
 
 DEFAULT_REQUESTS = 40
-DEFAULT_TPM = 3000
+DEFAULT_TPM = 5000
 #: ``max_completion_tokens`` per answer: enough for the emulator's one-sentence answers, and for a
 #: real reasoning model's short answers (reasoning counts against it).
 EMULATOR_MAX_TOKENS = 96
+#: The staged 402 outage: auto-recharge lands this long after the credit runs out.
+RECHARGE_DELAY_S = 1.0
 REAL_API_MAX_TOKENS = 384
 
 PROMPT = "Answer in one line from the context.\nContext: {context}\nQuestion: {question}"
@@ -103,6 +110,9 @@ CARDS: tuple[tuple[str, str], ...] = (
         "The max_completion_tokens field limits the generated tokens, reasoning included.",
     ),
 )
+
+#: Asked of the LlamaIndex query engine, which retrieves from all the cards' contexts.
+LLAMA_INDEX_QUESTIONS = ("How does auto-recharge help?", "How large is the free tier context window?")
 
 _STREAM_CARD = (
     "Why does the demo never see a 429?",
@@ -360,7 +370,7 @@ class _RichBar:
         self.task = self.progress.add_task("answering", total=total, note="")
 
     def advance(self, tally: Tally) -> None:
-        note = f"limiter held {tally.waited_requests} request(s), {tally.waited_s:.1f} s in all"
+        note = f"held {tally.waited_requests} request(s), {tally.waited_s:.1f} s in all"
         if tally.failed:
             note += f"; {tally.failed} failed"
         self.progress.update(self.task, completed=tally.done, note=note)
@@ -429,18 +439,45 @@ def _langchain_available() -> bool:
     return True
 
 
+def _llama_index_available() -> bool:
+    try:
+        import llama_index.core  # noqa: F401
+
+        import llama_index_cerebras  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _start_emulator(stack: ExitStack, args: argparse.Namespace) -> Target | int:
     try:
-        from cerebras_paygo.emulator import EmulatorConfig, EmulatorServer, FaultConfig, ServerLimits
+        from cerebras_paygo.emulator import (
+            FREE_ORG,
+            PAYGO_ORG,
+            AutoRecharge,
+            EmulatorConfig,
+            EmulatorServer,
+            FaultConfig,
+            OrgConfig,
+            ServerLimits,
+        )
     except ImportError as exc:
         print(
-            "cerebras-paygo demo: the embedded emulator needs the 'emulator' extra: "
-            f"pip install 'cerebras-paygo[emulator]' ({exc}); or run with --no-emulator and CEREBRAS_API_KEY set",
+            "cerebras-paygo demo: the embedded emulator needs starlette and uvicorn, which come with "
+            "pip install 'cerebras-paygo[langchain]', '[llama-index]' or '[emulator]' "
+            f"({exc}); or run with --no-emulator and CEREBRAS_API_KEY set",
             file=sys.stderr,
         )
         return EXIT_CONFIG
     tpm = args.tpm or DEFAULT_TPM
     config = EmulatorConfig(
+        orgs=[
+            # Auto-recharge on: when the staged 402 outage opens, credit lands RECHARGE_DELAY_S later.
+            OrgConfig(
+                name=PAYGO_ORG, balance_usd=100.0, auto_recharge=AutoRecharge(amount_usd=20.0, delay_s=RECHARGE_DELAY_S)
+            ),
+            OrgConfig(name=FREE_ORG, tier="free", balance_usd=0.0),
+        ],
         limits={"*": ServerLimits(tokens_per_minute=tpm)},
         reasoning_tokens=8,  # short thoughts (4 at reasoning_effort="low"): the answers come from the context
         # A little latency so the batch looks like a network call, and a visible streaming pace.
@@ -504,12 +541,15 @@ async def _demo(args: argparse.Namespace, target: Target, use_langchain: bool) -
     if "low" in spec.capabilities.reasoning_efforts:
         extra["reasoning_effort"] = "low"
     rate_limits = {"tokens_per_minute": target.tpm} if target.tpm else None
+    outages: list[dict[str, Any]] = []
     client = CerebrasClient(
         api_key=settings.api_key,
         base_url=settings.base_url,
         tier=settings.tier,
         rate_limits=rate_limits,
         max_spend_usd=args.max_spend if target.emulator is None else None,
+        # On 402: wait for auto-recharge (one probe at a time), and hear of each outage once.
+        payment_policy=PaymentPolicy(max_wait=30.0, probe_interval=0.25, on_payment_required=outages.append),
         integration="cerebras-paygo-demo",
     )
     free_client = CerebrasClient(
@@ -529,14 +569,64 @@ async def _demo(args: argparse.Namespace, target: Target, use_langchain: bool) -
     )
     cards = [CARDS[i % len(CARDS)] for i in range(args.requests)]
     try:
-        return await _run_steps(args, target, spec, client, backend, cards)
+        code = await _run_steps(args, target, spec, client, backend, cards, outages)
+        if code == EXIT_OK:
+            code = await _llama_index_step(client, spec, target.max_tokens, extra)
+        print("Done. Next: cerebras-paygo check (your own key), cerebras-paygo models, examples/*.py")
+        return code
     finally:
         await client.aclose()
         await free_client.aclose()
 
 
+@dataclass
+class _Outage:
+    """A 402 outage staged on the emulator at the batch's first answer: the org's credit runs out,
+    and auto-recharge tops it up ``RECHARGE_DELAY_S`` later. The requests beyond ``--concurrency``
+    are sent after the first answer, so they meet it."""
+
+    emulator: Any
+    hook_calls: list[dict[str, Any]]
+    before: dict[str, Any] | None = None
+
+    def advance(self, tally: Tally) -> None:
+        if self.emulator is not None and self.before is None and tally.done >= 1:
+            self.before = self.emulator.state.stats()
+            self.emulator.state.set_faults(payment_required_s=math.inf)  # no credit until the recharge lands
+
+    def summary(self, failed: int) -> str:
+        if self.emulator is None:
+            return (
+                f"none staged (only the emulator stages one); {len(self.hook_calls)} seen. On a real one the calls "
+                "wait for auto-recharge (PaymentPolicy(max_wait=30.0))"
+            )
+        if self.before is None:
+            return "none staged (no answer came back)"
+        after = self.emulator.state.stats()
+        refused = after["payment_required"] - self.before["payment_required"]
+        recharges = sum(o["recharges"] for o in after["orgs"].values()) - sum(
+            o["recharges"] for o in self.before["orgs"].values()
+        )
+        if not refused:
+            return (
+                "credit ran out at the first answer, but every request had been sent already "
+                "(send more --requests than --concurrency to meet it)"
+            )
+        return (
+            f"credit ran out at the first answer; {recharges} auto-recharge landed {RECHARGE_DELAY_S:.0f} s "
+            f"later. Meanwhile {refused} x 402, {failed} request(s) lost: the calls waited behind one "
+            f"probe at a time. on_payment_required ran {len(self.hook_calls)} time(s)"
+        )
+
+
 async def _run_steps(
-    args: argparse.Namespace, target: Target, spec: ModelSpec, client: Any, backend: Backend, cards: list[Any]
+    args: argparse.Namespace,
+    target: Target,
+    spec: ModelSpec,
+    client: Any,
+    backend: Backend,
+    cards: list[Any],
+    hook_calls: list[dict[str, Any]],
 ) -> int:
     settings = target.settings
     fingerprint = settings.fingerprint
@@ -544,12 +634,23 @@ async def _run_steps(
     reserve = f"up to {target.max_tokens} completion tokens each"
     print(f"1. A batch of {len(cards)} questions ({reserve}) under {quota}")
     print(f"   via {backend.label}, {args.concurrency} at a time")
+    outage = _Outage(target.emulator, hook_calls)
+    if target.emulator is not None:
+        print(
+            f"   At the first answer the org's credit runs out (402); auto-recharge tops it up "
+            f"{RECHARGE_DELAY_S:.0f} s later"
+        )
     print()
     tally = Tally()
     bar = _progress_bar(len(cards))
+
+    def on_done() -> None:
+        bar.advance(tally)
+        outage.advance(tally)
+
     started = time.monotonic()
     with bar:
-        results = await backend.answer_all(cards, tally, lambda: bar.advance(tally))
+        results = await backend.answer_all(cards, tally, on_done)
     wall = time.monotonic() - started
     answers = [(card, r) for card, r in zip(cards, results, strict=True) if isinstance(r, str)]
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -573,8 +674,8 @@ async def _run_steps(
         )
     rows.append(
         [
-            "limiter waits",
-            f"{tally.waited_s:.1f} s in total, over {tally.waited_requests} held request(s) "
+            "waits",
+            f"{tally.waited_s:.1f} s in total (limiter and 402 circuit), over {tally.waited_requests} held request(s) "
             f"(longest {tally.longest_wait_s:.1f} s); the batch took {wall:.1f} s",
         ]
     )
@@ -596,6 +697,7 @@ async def _run_steps(
     )
     cost_note = "estimated from list prices" if settings.tier == "paygo" else "free tier"
     rows.append(["cost", f"{format_usd(totals.cost_usd)} ({cost_note})"])
+    rows.append(["402 outage", outage.summary(len(failures))])
     out = Printer()
     out.fields([(label, value) for label, value in rows])
     print()
@@ -659,8 +761,38 @@ async def _run_steps(
         sent = shared_spend_meter().totals().requests - meter_before
         print(f"   {sent} requests were answered for it: raised before sending.")
     print()
-    print("Done. Next: cerebras-paygo check (your own key), cerebras-paygo models, examples/*.py")
     return EXIT_OK if not failures else 1
+
+
+async def _llama_index_step(client: Any, spec: ModelSpec, max_tokens: int, extra: dict[str, Any]) -> int:
+    """LlamaIndex over the same documents: a keyword-table query engine (no embedding model needed)."""
+    if not _llama_index_available():
+        print("4. LlamaIndex: not installed; pip install 'cerebras-paygo[llama-index]' adds a query engine")
+        print("   over the same documents to this demo")
+        print()
+        return EXIT_OK
+    from llama_index.core import Document, SimpleKeywordTableIndex
+
+    from llama_index_cerebras import Cerebras
+
+    print("4. LlamaIndex: a query engine over the same documents, on the same key and limiter")
+    print("   SimpleKeywordTableIndex.from_documents(docs).as_query_engine(llm=Cerebras(client=client))")
+    llm = Cerebras(client=client, model=spec.id, max_tokens=max_tokens, **extra)
+    documents = [Document(text=context) for _, context in CARDS]
+    engine = SimpleKeywordTableIndex.from_documents(documents, llm=llm).as_query_engine(llm=llm)
+    started = time.monotonic()
+    for question in LLAMA_INDEX_QUESTIONS:
+        try:
+            response = await engine.aquery(question)
+        except CerebrasError as exc:
+            print(f"   {type(exc).__name__}: {exc}")
+            return 1
+        print(f"   Q: {question}")
+        print(f"   A: {' '.join(str(response).split())}")
+        print(f"      (from {len(response.source_nodes)} of {len(documents)} documents)")
+    print(f"   ({len(LLAMA_INDEX_QUESTIONS)} queries in {time.monotonic() - started:.1f} s)")
+    print()
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

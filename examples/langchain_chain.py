@@ -6,7 +6,7 @@ Run it as is::
 
 With ``CEREBRAS_API_KEY`` set it talks to the real API (``CEREBRAS_BASE_URL`` and ``CEREBRAS_TIER``
 are read too; a few short requests cost a fraction of a cent). Without it, it starts the embedded
-emulator (``pip install "cerebras-paygo[emulator,langchain]"``), which answers tool calls and JSON
+emulator (``pip install "cerebras-paygo[langchain]"``), which answers tool calls and JSON
 schemas the way the API does.
 """
 

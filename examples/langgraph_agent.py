@@ -5,7 +5,7 @@ Run it as is::
     python examples/langgraph_agent.py
 
 With ``CEREBRAS_API_KEY`` set it talks to the real API; without it, it starts the embedded emulator
-(``pip install "cerebras-paygo[emulator,langchain]" langgraph``).
+(``pip install "cerebras-paygo[langchain]" langgraph``).
 """
 
 from __future__ import annotations

@@ -1,22 +1,21 @@
-"""LlamaIndex on Cerebras: a query engine over documents, and a FunctionAgent with a tool.
+"""LlamaIndex on Cerebras: a query engine over documents, and a chat engine over the same index.
 
 Run it as is::
 
     python examples/llama_index_rag.py
 
 With ``CEREBRAS_API_KEY`` set it talks to the real API; without it, it starts the embedded emulator
-(``pip install "cerebras-paygo[emulator,llama-index]"``).
+(``pip install "cerebras-paygo[llama-index]"``). ``SummaryIndex`` needs no embedding model; with one
+(``Settings.embed_model``), ``VectorStoreIndex`` works the same way. Agents: ``llama_index_agent.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from llama_index.core import Document, SummaryIndex
-from llama_index.core.agent.workflow import FunctionAgent
 from pydantic import SecretStr
 
 from llama_index_cerebras import Cerebras
@@ -38,28 +37,21 @@ def llm() -> Iterator[Cerebras]:
         yield Cerebras(model=MODEL, max_tokens=1024, api_key=SecretStr(server.api_key), base_url=server.base_url)
 
 
-def get_weather(city: str) -> str:
-    """Get the current weather for a city."""
-    return f"It is 21 degrees and sunny in {city}."
-
-
-async def run_agent(model: Cerebras) -> str:
-    agent = FunctionAgent(tools=[get_weather], llm=model, system_prompt="You are a helpful assistant.")
-    result = await agent.run(user_msg="What is the weather in Oslo?")
-    return str(result.response.content)
-
-
 def main() -> None:
     docs = [
         Document(text="Cerebras PayGo charges per input and output token at per-model prices."),
         Document(text="Auto-recharge tops the balance up when it falls below a threshold."),
     ]
     with llm() as model:
+        index = SummaryIndex.from_documents(docs)
         print("1. A query engine over two documents")
-        engine = SummaryIndex.from_documents(docs).as_query_engine(llm=model)
-        print(f"   {engine.query('How does auto-recharge work?')}")
-        print("2. A FunctionAgent with a tool")
-        print(f"   {asyncio.run(run_agent(model))}")
+        engine = index.as_query_engine(llm=model)
+        response = engine.query("How does auto-recharge work?")
+        print(f"   {response} (from {len(response.source_nodes)} documents)")
+        print("2. A chat engine over the same index (condense_plus_context: follow-ups keep the thread)")
+        chat = index.as_chat_engine(chat_mode="condense_plus_context", llm=model)
+        print(f"   {chat.chat('How does PayGo charge?')}")
+        print(f"   {chat.chat('And what tops the balance up?')}")
     print("Done.")
 
 
