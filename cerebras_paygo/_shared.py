@@ -148,6 +148,8 @@ def shared_state(
         redis_url = redis_url_from_env()
     if redis is None and (redis_url is None or redis_url.startswith("memory://")):
         return _MEMORY
+    if redis is None:
+        _require_redis_py(redis_url)
     key: tuple[Any, ...] = (redis_url if redis is None else id(redis), on_backend_error, workers, prefix)
     with _lock:
         state = _states.get(key)
@@ -159,6 +161,17 @@ def shared_state(
                 state = _from_client(redis, on_backend_error, workers, prefix)
             _states[key] = state
         return state
+
+
+def _require_redis_py(url: str | None) -> None:
+    """A Redis URL (``redis_url=`` or ``$CEREBRAS_PAYGO_REDIS_URL``) needs redis-py: say which extra."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            f"a Redis URL ({_redact(url or '')}, from redis_url= or CEREBRAS_PAYGO_REDIS_URL) needs redis-py: "
+            "pip install 'cerebras-paygo[redis]' (or unset CEREBRAS_PAYGO_REDIS_URL for in-process state)"
+        ) from None
 
 
 def reset_shared_states() -> None:

@@ -49,3 +49,17 @@ print("ok")
     env = {**os.environ, "PYTHONPATH": ROOT}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_redis_url_without_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CEREBRAS_PAYGO_REDIS_URL set in a venv with only an adapter extra: a ConfigurationError that
+    names ``[redis]``, not a bare ModuleNotFoundError at the first call."""
+    import sys
+
+    from cerebras_paygo import CerebrasClient
+    from cerebras_paygo.errors import ConfigurationError
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis -> ImportError
+    with pytest.raises(ConfigurationError, match=r"cerebras-paygo\[redis\]") as info:
+        CerebrasClient(api_key="csk-x", redis_url="redis://:hunter2@127.0.0.1:6379/0")
+    assert "hunter2" not in str(info.value)  # the URL's password is never shown
