@@ -87,8 +87,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tier",
         type=str.lower,
-        choices=["paygo", "free"],
-        help="your key's tier (default: $CEREBRAS_TIER, else paygo)",
+        choices=["auto", "paygo", "free"],
+        help="your key's tier (default: $CEREBRAS_TIER, else auto: learned from the first answer)",
     )
 
 

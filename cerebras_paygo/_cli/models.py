@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tier",
         type=str.lower,
         choices=["paygo", "free"],
-        help="show windows and limits for this tier (default: $CEREBRAS_TIER, else paygo)",
+        help="show windows and limits for this tier (default: $CEREBRAS_TIER; paygo for auto or unset)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(

@@ -172,6 +172,11 @@ def test_a_free_key_is_reported_on_the_free_tier(capsys: pytest.CaptureFixture[s
     assert document["model"]["context_window"] == 8192 and document["request"]["cost_usd"] == 0
 
 
+def test_tier_auto_can_be_asked_for(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    assert check(emulator, "--tier", "auto", "--json", key=emulator.free_api_key) == 0
+    assert json.loads(capsys.readouterr().out)["tier"]["in_force"] == "free"
+
+
 def test_a_configured_tier_the_headers_contradict_is_warned(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
     assert check(emulator, "--tier", "paygo", key=emulator.free_api_key) == 0
     out = flat(capsys.readouterr().out)
