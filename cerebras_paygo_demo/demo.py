@@ -695,7 +695,8 @@ async def _run_steps(
             f"= {format_int(tokens)} used; the unused completion tokens went back to the quota",
         ]
     )
-    cost_note = "estimated from list prices" if settings.tier == "paygo" else "free tier"
+    # The tier in force: configured, or learned from the first answer (tier="auto").
+    cost_note = "estimated from list prices" if client.tier == "paygo" else "free tier"
     rows.append(["cost", f"{format_usd(totals.cost_usd)} ({cost_note})"])
     rows.append(["402 outage", outage.summary(len(failures))])
     out = Printer()
