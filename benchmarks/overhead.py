@@ -10,7 +10,8 @@ transport, with no limit binding:
   canned completion (or SSE stream) at once, so the figures are the Python cost of each layer.
 - ``loopback``: the Cerebras emulator on 127.0.0.1 (real HTTP), as a user's process would see it.
 
-Contenders (sync ``invoke``/``complete`` unless named async; ``stream``: reading the whole stream):
+Contenders (sync ``invoke``/``complete`` unless named async; ``stream``: reading the whole stream;
+``time to first chunk``: the same streams, timed from the call to their first chunk):
 
 - ``raw httpx``: ``client.post`` + ``response.json()`` (for streams: the SSE lines read).
 - ``LangChain floor``: a ``BaseChatModel`` whose ``_generate``/``_stream`` do exactly the raw httpx call
@@ -216,7 +217,25 @@ class Contender:
     samples: list[float] = field(default_factory=list)
 
 
-def build(mode: str, base: str, *, stream: bool, key: str = KEY) -> list[Contender]:
+def until_first(start: Callable[[], Any]) -> float:
+    """Seconds from calling ``start`` to the first chunk of the stream it returns; the rest is read,
+    untimed (closing early is not what is measured, and llama-index-llms-cerebras' abandoned openai
+    stream deadlocks httpcore's pool when the garbage collector closes it mid-request)."""
+    began = time.perf_counter()
+    iterator = iter(start())
+    next(iterator)
+    elapsed = time.perf_counter() - began
+    for _ in iterator:
+        pass
+    return elapsed
+
+
+def drain_all(start: Callable[[], Any]) -> None:
+    list(start())
+
+
+def build(mode: str, base: str, *, stream: bool, key: str = KEY, first: bool = False) -> list[Contender]:
+    """The contenders; ``first``: streams timed to their first chunk (then closed), not to the end."""
     from cerebras_paygo import CerebrasClient, ChatCompletionRequest, Message, RateLimits
     from langchain_cerebras_paygo import ChatCerebras
     from llama_index_cerebras import Cerebras
@@ -254,35 +273,48 @@ def build(mode: str, base: str, *, stream: bool, key: str = KEY) -> list[Contend
         ]
     else:
 
-        def raw_stream() -> None:
+        def raw_stream() -> float | None:
+            began = time.perf_counter()
+            seen: float | None = None
             with sync_client.stream("POST", f"{base}/chat/completions", json=payload(messages, stream=True)) as r:
-                for _ in r.iter_lines():
-                    pass
+                for line in r.iter_lines():
+                    if first and seen is None and line.startswith("data:"):
+                        seen = time.perf_counter() - began
+            return seen
 
-        def core_stream() -> None:
+        def core_stream() -> float | None:
+            began = time.perf_counter()
+            seen: float | None = None
             with core.stream(request) as chunks:
                 for _ in chunks:
-                    pass
+                    if first and seen is None:
+                        seen = time.perf_counter() - began
+            return seen
+
+        drain: Callable[[Callable[[], Any]], Any] = until_first if first else drain_all
 
         contenders += [
             Contender("raw httpx", "raw", raw_stream),
-            Contender("LangChain floor", "langchain", lambda: list(lc_floor.stream("Say hello."))),
-            Contender("ChatCerebras.stream (ours)", "langchain", lambda: list(ours_lc.stream("Say hello."))),
-            Contender("LlamaIndex floor", "llama-index", lambda: list(li_floor.stream_complete("Say hello."))),
+            Contender("LangChain floor", "langchain", lambda: drain(lambda: lc_floor.stream("Say hello."))),
+            Contender("ChatCerebras.stream (ours)", "langchain", lambda: drain(lambda: ours_lc.stream("Say hello."))),
+            Contender("LlamaIndex floor", "llama-index", lambda: drain(lambda: li_floor.stream_complete("Say hello."))),
             Contender(
                 "Cerebras.stream_complete (ours, LlamaIndex)",
                 "llama-index",
-                lambda: list(ours_li.stream_complete("Say hello.")),
+                lambda: drain(lambda: ours_li.stream_complete("Say hello.")),
             ),
             Contender("CerebrasClient.stream (our core)", "core", core_stream),
         ]
-    contenders += official(mode, base, sync_client, stream=stream, key=key)
+    contenders += official(mode, base, sync_client, stream=stream, key=key, first=first)
     return contenders
 
 
-def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool, key: str = KEY) -> list[Contender]:
+def official(
+    mode: str, base: str, sync_client: httpx.Client, *, stream: bool, key: str = KEY, first: bool = False
+) -> list[Contender]:
     """The official integrations (``pip install "cerebras-paygo[bench]"``), when installed."""
     found: list[Contender] = []
+    drain: Callable[[Callable[[], Any]], Any] = until_first if first else drain_all
     try:
         from langchain_cerebras import ChatCerebras as OfficialChat
 
@@ -294,7 +326,7 @@ def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool, k
             Contender(
                 name,
                 "langchain",
-                (lambda: list(lc.stream("Say hello."))) if stream else (lambda: lc.invoke("Say hello.")),
+                (lambda: drain(lambda: lc.stream("Say hello."))) if stream else (lambda: lc.invoke("Say hello.")),
             )
         )
     except ImportError:
@@ -308,7 +340,9 @@ def official(mode: str, base: str, sync_client: httpx.Client, *, stream: bool, k
             Contender(
                 name,
                 "llama-index",
-                (lambda: list(li.stream_complete("Say hello."))) if stream else (lambda: li.complete("Say hello.")),
+                (lambda: drain(lambda: li.stream_complete("Say hello.")))
+                if stream
+                else (lambda: li.complete("Say hello.")),
             )
         )
     except ImportError:
@@ -330,9 +364,12 @@ def run_rounds(contenders: list[Contender], rounds: int, calls: int, rng: random
         rng.shuffle(order)
         for contender in order:
             start = clock()
+            timed = 0.0  # a call that returns seconds timed a part of itself (to the first chunk)
             for _ in range(calls):
-                contender.call()
-            contender.samples.append((clock() - start) / calls * 1e6)
+                part = contender.call()
+                if isinstance(part, float):
+                    timed += part
+            contender.samples.append((timed or (clock() - start)) / calls * 1e6)
 
 
 def interval(samples: list[float]) -> tuple[float, float, float]:
@@ -512,10 +549,10 @@ def main() -> int:
             base, server = loopback_base()
             key = server.api_key
             servers.append(server)
-        for stream in (False, True):
-            contenders = build(mode, base, stream=stream, key=key)
+        for stream, first in ((False, False), (True, False), (True, True)):
+            contenders = build(mode, base, stream=stream, key=key, first=first)
             run_rounds(contenders, args.rounds, args.calls if mode == "mock" else max(5, args.calls // 4), rng)
-            title = f"{mode}, {'stream' if stream else 'call'}"
+            title = f"{mode}, {'time to first chunk' if first else 'stream' if stream else 'call'}"
             rows = table(contenders, title)
             print("\n".join(rows), "\n")
             lines += [*rows, ""]
