@@ -244,8 +244,6 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         for old, new in _LEGACY_NAMES.items():
             if old in values:
                 values.setdefault(new, values.pop(old))
-        if "api_key" in values and isinstance(values["api_key"], str) and not values["api_key"]:
-            values["api_key"] = None
         known = set(cls.model_fields)
         extra = dict(values.get("additional_kwargs") or {})
         for name in list(values):

@@ -85,13 +85,11 @@ class CalibrationFeed:
         self._client = client
         self.key = f"{prefix}:cal"
         self._interval = interval
-        self._round = threading.Lock()  # one round at a time (the thread's or sync_now's)
         self._pending: deque[tuple[str, Observation]] = deque(maxlen=STREAM_LENGTH)
         self._estimators: weakref.WeakSet[TokenEstimator] = weakref.WeakSet()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._failing = False
-        self._reset_process()
+        self._reset_process()  # origin, read position, thread and round lock: per process
         _FEEDS.add(self)
 
     def _reset_process(self) -> None:
@@ -100,8 +98,8 @@ class CalibrationFeed:
         self.origin = os.urandom(8).hex()
         self._last_id: str | None = None
         self._pending.clear()
-        self._thread = None
-        self._round = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._round = threading.Lock()  # one round at a time (the thread's or sync_now's)
 
     def attach(self, estimator: TokenEstimator) -> None:
         """Share what ``estimator`` observes, and teach it what the other processes observe."""
