@@ -56,6 +56,8 @@ class Ticket:
     source: object = None
     #: Backend-specific data (the memory backend's ``gcra.Booking``).
     data: object = None
+    #: True once the storage reported the booking reclaimed (its lease ran out before it started).
+    reclaimed: bool = False
 
 
 class Reservation:
@@ -67,18 +69,24 @@ class Reservation:
     calls are no-ops, so ``finally: limiter.release(r)`` after a settle is safe.
     """
 
-    __slots__ = ("_closed", "_owner", "binding", "requests", "scope", "start", "ticket", "tokens", "wait_s")
+    __slots__ = ("_closed", "_owner", "binding", "limits", "requests", "scope", "start", "ticket", "tokens", "wait_s")
 
-    def __init__(self, scope: Scope, ticket: Ticket, *, start: float, owner: object) -> None:
+    def __init__(self, scope: Scope, ticket: Ticket, *, start: float, owner: object, limits: RateLimits) -> None:
         self.scope = scope
-        self.ticket = ticket
+        #: The limits it was booked under (a reclaimed booking is booked again with them).
+        self.limits = limits
         self.tokens = ticket.tokens
         self.requests = ticket.requests
+        self.rebook(ticket, start=start)
+        self._closed = False
+        self._owner = owner
+
+    def rebook(self, ticket: Ticket, *, start: float) -> None:
+        """Hold ``ticket`` from now on (the limiter booked it again after a reclaim)."""
+        self.ticket = ticket
         self.wait_s = ticket.wait_us / 1_000_000
         self.binding = ticket.binding
         self.start = start
-        self._closed = False
-        self._owner = owner
 
     @property
     def closed(self) -> bool:

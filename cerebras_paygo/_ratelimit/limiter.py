@@ -283,8 +283,21 @@ class Limiter:
             raise ConfigurationError(f"tokens must be an integer >= 0, not {tokens!r}")
         return self._rng.random(), None if max_wait is None else max(0, to_us(max_wait))
 
-    def _granted(self, scope: Scope, ticket: Ticket) -> Reservation:
-        reservation = Reservation(scope, ticket, start=self.clock() + ticket.wait_us / US, owner=self)
+    def _booking(
+        self, scope: Scope, limits: RateLimits, tokens: int, max_wait_us: int | None, jitter: float
+    ) -> Callable[[Any, bool], Any]:
+        """The reserve step, for ``_run`` / ``_arun`` (a local fallback books its share of ``limits``)."""
+        return lambda s, local: s.reserve(
+            scope,
+            self._divided(limits) if local else limits,
+            tokens,
+            max_wait_us=max_wait_us,
+            jitter=jitter,
+            margin_us=self._margin_us,
+        )
+
+    def _granted(self, scope: Scope, ticket: Ticket, limits: RateLimits) -> Reservation:
+        reservation = Reservation(scope, ticket, start=self.clock() + ticket.wait_us / US, owner=self, limits=limits)
         logger.log(
             logging.INFO if reservation.wait_s > SLOW_WAIT_S else logging.DEBUG,
             "acquire %s tokens=%d wait=%.3fs binding=%s",
@@ -314,20 +327,11 @@ class Limiter:
         """
         jitter, max_wait_us = self._prepare(tokens, max_wait)
         try:
-            ticket = self._run(
-                lambda s, local: s.reserve(
-                    scope,
-                    self._divided(limits) if local else limits,
-                    tokens,
-                    max_wait_us=max_wait_us,
-                    jitter=jitter,
-                    margin_us=self._margin_us,
-                )
-            )
+            ticket = self._run(self._booking(scope, limits, tokens, max_wait_us, jitter))
         except (RateLimitError, RequestTooLargeError) as exc:
             logger.debug("acquire %s tokens=%d refused: %s", scope, tokens, exc)
             raise
-        return self._granted(scope, ticket)
+        return self._granted(scope, ticket, limits)
 
     async def aacquire(
         self, scope: Scope, limits: RateLimits, tokens: int, *, max_wait: float | None = None
@@ -335,20 +339,11 @@ class Limiter:
         """``acquire`` for event loops (awaits the backend's I/O; same semantics)."""
         jitter, max_wait_us = self._prepare(tokens, max_wait)
         try:
-            ticket = await self._arun(
-                lambda s, local: s.reserve(
-                    scope,
-                    self._divided(limits) if local else limits,
-                    tokens,
-                    max_wait_us=max_wait_us,
-                    jitter=jitter,
-                    margin_us=self._margin_us,
-                )
-            )
+            ticket = await self._arun(self._booking(scope, limits, tokens, max_wait_us, jitter))
         except (RateLimitError, RequestTooLargeError) as exc:
             logger.debug("acquire %s tokens=%d refused: %s", scope, tokens, exc)
             raise
-        return self._granted(scope, cast(Ticket, ticket))
+        return self._granted(scope, cast(Ticket, ticket), limits)
 
     # --- settle / release ---------------------------------------------------------------------
 
@@ -586,15 +581,39 @@ class Limiter:
     # --- send delay ---------------------------------------------------------------------------
 
     def send_delay(self, reservation: Reservation) -> float:
-        """Seconds before ``reservation`` may be sent: its own wait (moved earlier by refunds), or a
-        later 429 pause (with this reservation's jitter). 0.0 means send now. Loop on it: a pause
-        may come while sleeping."""
-        return self._ticket_call(reservation, lambda s: s.delay(reservation.scope, reservation.ticket), 0) / US
+        """Seconds before ``reservation`` may be sent: its own wait (moved earlier by refunds, later
+        by header syncs), or a later 429 pause (with this reservation's jitter). 0.0 means send now.
+        Loop on it: a pause may come while sleeping.
+
+        A booking whose holder stayed away longer than its lease (Redis) was reclaimed for the
+        fleet; it is booked again here, at the back of the queue, so what is sent is counted.
+        """
+        delay = self._ticket_call(reservation, lambda s: s.delay(reservation.scope, reservation.ticket), 0)
+        if reservation.ticket.reclaimed:
+            booking = self._booking(
+                reservation.scope, reservation.limits, reservation.tokens, None, reservation.ticket.jitter
+            )
+            return self._rebooked(reservation, self._run(booking))
+        return delay / US
 
     async def asend_delay(self, reservation: Reservation) -> float:
         """``send_delay`` for event loops."""
         delay = await self._aticket_call(reservation, lambda s: s.delay(reservation.scope, reservation.ticket), 0)
+        if reservation.ticket.reclaimed:
+            booking = self._booking(
+                reservation.scope, reservation.limits, reservation.tokens, None, reservation.ticket.jitter
+            )
+            return self._rebooked(reservation, cast(Ticket, await self._arun(booking)))
         return cast(int, delay) / US
+
+    def _rebooked(self, reservation: Reservation, ticket: Ticket) -> float:
+        reservation.rebook(ticket, start=self.clock() + ticket.wait_us / US)
+        logger.warning(
+            "rate limit: %s booked again (wait %.3fs) after its reservation was reclaimed",
+            reservation.scope,
+            reservation.wait_s,
+        )
+        return reservation.wait_s
 
     # --- stats / reset ------------------------------------------------------------------------
 

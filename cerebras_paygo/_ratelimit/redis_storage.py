@@ -10,13 +10,15 @@ trip, reads the time from Redis ``TIME`` (machines with skewed clocks agree) and
 microseconds, like ``gcra`` (the readable reference). Waiter state is O(log n) per step: Fenwick
 trees for refunds, head pointers for expiry (see ``gcra``).
 
-Leases. A booking granted with a wait records a lease expiry: its start + ``lease`` seconds. A
-holder that has not called ``send_delay`` (which marks the booking started) nor settled or
-released it by then is presumed dead before sending: the next step on the scope reclaims it
-(releases its request and tokens and moves the queue behind it earlier). A settle or release
-after that is a no-op, and ``send_delay`` reports the booking as reclaimed (logged). Bookings
-that started (granted with no wait, or ``send_delay`` returned 0) keep their charge, since their
-request may have reached the server, and need no lease.
+Leases. A booking granted with a wait holds a lease: ``lease`` seconds past its start as it is
+when the lease is checked (a header sync or a 429 pause moves a start later after booking, and a
+holder still waiting its turn is alive). A holder that has not called ``send_delay`` (which marks
+the booking started) nor settled or released it by then is presumed dead before sending: the next
+step on the scope reclaims it (releases its request and tokens and moves the queue behind it
+earlier). If the holder was only stalled, its next ``send_delay`` logs the reclaim and the limiter
+books it again at the back of the queue, so what it sends is counted. Bookings that started
+(granted with no wait, or ``send_delay`` returned 0) keep their charge, since their request may
+have reached the server, and need no lease.
 
 Expiry. Every write sets the key's TTL to the time until its state no longer matters (buckets
 full again, pause over, leases done) plus ``idle_ttl``, so abandoned scopes disappear.
@@ -144,7 +146,8 @@ class _Codec:
                 self.lease_us / US,
             )
         if state == 1:
-            # Not "started": a later settle or release must find nothing to undo (a no-op).
+            # Not "started": nothing is left to undo; the limiter books it again before it is sent.
+            ticket.reclaimed = True
             return max(0, delay)
         if delay <= 0:
             ticket.started = True

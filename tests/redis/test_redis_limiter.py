@@ -141,22 +141,83 @@ def test_reservations_of_a_killed_process_are_reclaimed_after_the_lease(target_u
     assert rows[0].level > 0  # without the reclaim it would be 3100 - 3600 < 0
 
 
-def test_reclaimed_reservation_settle_is_a_no_op(
+def _shift_clock(limiter: Limiter, seconds: float) -> None:
+    """Move the scripts' clock (Redis TIME + offset) ``seconds`` ahead of now."""
+    for storage in (limiter._storage, limiter._astorage):
+        storage.codec.time_offset_us = int(seconds * US)  # type: ignore[union-attr]
+
+
+def _level(limiter: Limiter) -> float:
+    return {r.limit: r.level for r in limiter.stats(SCOPE)}["tokens_per_minute"]
+
+
+def test_a_reclaimed_reservation_is_booked_again_not_sent_uncounted(
     target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     limits = RateLimits(tokens_per_minute=6000)
     me = Limiter.from_url(target_url, prefix=prefix, lease=0.5)
     me.acquire(SCOPE, limits, 6000)
-    slow = me.acquire(SCOPE, limits, 3000)
-    for storage in (me._storage, me._astorage):
-        storage.codec.time_offset_us = 31 * US  # type: ignore[union-attr]
-    before = {r.limit: r.level for r in me.stats(SCOPE)}  # the read reclaims it
+    slow = me.acquire(SCOPE, limits, 3000)  # starts in 30 s; its holder stalls past the lease
+    _shift_clock(me, 31)
+    before = _level(me)  # the read reclaims it: its 3000 tokens are back
     caplog.set_level(logging.WARNING, logger="cerebras_paygo.ratelimit")
-    assert me.send_delay(slow) == 0.0
+    assert me.send_delay(slow) == 0.0  # 3,100 tokens refilled: the new booking starts at once
     assert "reclaimed" in caplog.text
+    # Booked again: the request the holder now sends is counted, so it cannot overbook the quota.
+    assert _level(me) == pytest.approx(before - 3000, abs=5)
     me.settle(slow, 10)
-    after = {r.limit: r.level for r in me.stats(SCOPE)}
-    assert after["tokens_per_minute"] == pytest.approx(before["tokens_per_minute"], abs=5)
+    assert _level(me) == pytest.approx(before - 10, abs=5)
+
+
+async def test_a_reclaimed_reservation_is_booked_again_by_the_async_limiter(target_url: str, prefix: str) -> None:
+    limits = RateLimits(tokens_per_minute=6000)
+    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5)
+    await me.aacquire(SCOPE, limits, 6000)
+    slow = await me.aacquire(SCOPE, limits, 3000)
+    first_seq = slow.ticket.seq
+    _shift_clock(me, 31)
+    before = _level(me)
+    assert await me.asend_delay(slow) == 0.0
+    assert slow.ticket.seq != first_seq and not slow.ticket.reclaimed  # a new booking, counted
+    assert _level(me) == pytest.approx(before - 3000, abs=5)
+    await me.arelease(slow)
+    assert _level(me) == pytest.approx(before, abs=5)
+
+
+def test_a_booking_moved_later_by_a_header_sync_keeps_its_lease(
+    target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    limits = RateLimits(tokens_per_minute=6000)
+    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5)
+    me.acquire(SCOPE, limits, 6000)
+    queued = me.acquire(SCOPE, limits, 3000)  # starts in 30 s
+    _shift_clock(me, 25)
+    # The server counted 25 s of refill less than the bucket assumed: the queue moves 25 s later.
+    me.apply_headers(SCOPE, limits, RateLimitSnapshot(remaining={"tokens-minute": 0}, received_at=me.clock()))
+    caplog.set_level(logging.WARNING, logger="cerebras_paygo.ratelimit")
+    _shift_clock(me, 31)  # past its first start + lease, before its new start: its holder is alive
+    assert me.send_delay(queued) == pytest.approx(24.0, abs=0.5)
+    assert me.stats(SCOPE)[0].waiters == 1
+    assert "reclaimed" not in caplog.text
+    _shift_clock(me, 56)  # its new start + lease passed with no word from it: presumed dead
+    assert me.stats(SCOPE)[0].waiters == 0
+
+
+def test_a_booking_held_by_a_pause_keeps_its_lease(
+    target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    limits = RateLimits(tokens_per_minute=6000)
+    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5, max_pause_jitter=0.0)
+    me.acquire(SCOPE, limits, 6000)
+    queued = me.acquire(SCOPE, limits, 3000)  # starts in 30 s
+    me.pause(SCOPE, 60.0)  # a 429: nothing starts for 60 s
+    caplog.set_level(logging.WARNING, logger="cerebras_paygo.ratelimit")
+    _shift_clock(me, 31)
+    assert me.send_delay(queued) == pytest.approx(29.0, abs=0.5)
+    assert _level(me) == pytest.approx(6000 - 6000 - 3000 + 3100, abs=5)  # still booked (31 s of refill)
+    assert "reclaimed" not in caplog.text
+    _shift_clock(me, 61)  # the pause ended, plus its lease, with no word from it: presumed dead
+    assert _level(me) == pytest.approx(6000, abs=5)  # its 3000 tokens are back (and the bucket refilled)
 
 
 @pytest.mark.parametrize("skew", [30.0, -30.0])

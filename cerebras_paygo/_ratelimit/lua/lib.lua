@@ -76,7 +76,8 @@ local function tree_add_after(seq, i, delta)
   end
 end
 
--- A pending booking: "lease_exp tokens requests waiting r1 .. r6" (raw starts, "x" = not booked).
+-- A pending booking: "lease_exp tokens requests waiting r1 .. r6 lease" (raw starts, "x" = not booked;
+-- lease_exp is a lower bound, moved on when the start moved: see lease_expiry).
 local function entry_get(seq)
   local v = redis.call('HGET', K, 'P' .. seq)
   if not v then return nil end
@@ -133,6 +134,26 @@ local function refund_all(seq, mask, tokens, now)
   end
 end
 
+-- A lease runs from the booking's start as it is NOW: header syncs and 429 pauses move a start
+-- later after booking, and a holder still waiting its turn is alive. Returns the expiry, stored.
+local function lease_expiry(seq, e)
+  local lease = tonumber(e[11] or '')
+  if not lease then return tonumber(e[1]) end  -- booked by a script that stored the expiry only
+  local start = entry_start(seq, e)
+  local bu = num('bu') or 0
+  if bu > 0 then
+    local resume = bu + (num('pj') or 0)
+    if resume > start then start = resume end
+  end
+  local exp = math.max(tonumber(e[1]), start + lease)
+  if exp ~= tonumber(e[1]) then
+    e[1] = int(exp)
+    entry_put(seq, e)
+    if exp > (num('lx') or 0) then redis.call('HSET', K, 'lx', exp) end
+  end
+  return exp
+end
+
 -- Maintenance, amortized O(1): reclaim pending bookings whose lease expired (their holder never
 -- came back to send them: released), then stop counting as waiting those whose start has come.
 local function maintain(now)
@@ -141,7 +162,7 @@ local function maintain(now)
   while lh < nxt do
     local e = entry_get(lh)
     if e then
-      if tonumber(e[1]) > now then break end
+      if tonumber(e[1]) > now or lease_expiry(lh, e) > now then break end
       local mask = 0
       for i = 1, 6 do if e[4 + i] ~= 'x' then mask = mask + bit.lshift(1, i - 1) end end
       entry_del(lh, e)

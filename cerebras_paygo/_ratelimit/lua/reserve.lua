@@ -51,6 +51,7 @@ if start > now then
   for i = 1, 6 do
     if allowed[i] then e[4 + i] = int(allowed[i] - tree_value(seq, i)) else e[4 + i] = 'x' end
   end
+  e[11] = ARGV[5]
   entry_put(seq, e)
   redis.call('HINCRBY', K, 'np', 1)
   redis.call('HINCRBY', K, 'wt', tokens)
