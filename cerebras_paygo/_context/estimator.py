@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from cerebras_paygo._context import templates
 from cerebras_paygo._context.calibration import (
@@ -121,6 +121,7 @@ class PromptBreakdown:
 
 
 _NO_TEXT: tuple[TextParts, float] = ((0.0, 0.0, 0.0, 0.0), 0.0)
+_RESOLVE = object()  # "look the family's vocabulary up" (``_text``'s callers usually pass it)
 
 
 class TokenEstimator:
@@ -244,18 +245,19 @@ class TokenEstimator:
         parts = self._text(text, self.family(model))[0]
         return math.ceil(parts[0] + parts[2] - 1e-9)
 
-    def _text(self, text: str, family: Family) -> tuple[TextParts, float]:
-        """(the four raw text parts, the low end) of a text, memoized: chat histories are sent again."""
+    def _text(self, text: str, family: Family, vocabulary: object = _RESOLVE) -> tuple[TextParts, float]:
+        """(the four raw text parts, the low end) of a text, memoized: chat histories are sent again.
+        ``vocabulary``: the family's, when the caller has resolved it already (once per prompt)."""
         if not text:
             return _NO_TEXT
         count = self._count
-        vocabulary = self._vocabulary_of(family)
-        mode: object = "counter" if count is not None else vocabulary.name if vocabulary else family.heuristic_scale
+        known = self._vocabulary_of(family) if vocabulary is _RESOLVE else cast("VocabularyCounter | None", vocabulary)
+        mode: object = "counter" if count is not None else known.name if known else family.heuristic_scale
         key = (hash(text), len(text), mode)
         cached = self._text_cache.get(key)
         if cached is not None:
             return cached
-        exact_count = count if count is not None else vocabulary
+        exact_count = count if count is not None else known
         if exact_count is not None:
             n = float(exact_count(text))
             value: tuple[TextParts, float] = ((n, 0.0, 0.0, 0.0), n)
@@ -319,12 +321,12 @@ class TokenEstimator:
                 if kind == SPECIAL:
                     specials += 1.0
                     if run:
-                        total += self._text("".join(run), family)[1]
+                        total += self._text("".join(run), family, vocabulary)[1]
                         run = []
                 else:
                     run.append(chunk)
             if run:
-                total += self._text("".join(run), family)[1]
+                total += self._text("".join(run), family, vocabulary)[1]
             count = specials + total
             return ((count, 0.0, 0.0, 0.0, 0.0, 0.0) if fixed_part else (0.0, 0.0, count, 0.0, 0.0, 0.0)), count
         table = templates.template_tokens(family.vocabulary or "")

@@ -21,9 +21,9 @@ tokens, where BPE's pre-tokenization splits anyway, so unit counts add up to the
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -332,6 +332,18 @@ def _chatml_message(message: Message, keep_reasoning: bool) -> Unit:
 # --- rendering -------------------------------------------------------------------------------
 
 
+_today: tuple[int, str] = (-1, "")
+
+
+def utc_today() -> str:
+    """Today's date (UTC) as the harmony preamble writes it; formatted once a day, not per prompt."""
+    global _today
+    day = int(time.time() // 86400)
+    if day != _today[0]:
+        _today = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86400)))
+    return _today[1]
+
+
 def render_units(request: ChatCompletionRequest, family: Family, date: str | None = None) -> tuple[Unit, list[Unit]]:
     """The fixed unit and one unit per message of a ``harmony`` or ``chatml`` family.
 
@@ -341,7 +353,7 @@ def render_units(request: ChatCompletionRequest, family: Family, date: str | Non
     keep_from = keeps_reasoning_from(request)
     messages = request.messages
     if family.format == "harmony":
-        today = date or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+        today = date or utc_today()
         fixed = _harmony_fixed(request, family, today)
         tool_names = {call.id: call.function.name or "" for m in messages for call in (m.tool_calls or ())}
         units = [_harmony_message(m, i, i >= keep_from, tool_names) for i, m in enumerate(messages)]
