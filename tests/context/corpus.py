@@ -17,6 +17,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import io
 import json
 import os
 import random
@@ -71,6 +72,17 @@ def _docstrings() -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """``ast.get_source_segment`` with the source split once (it splits the file per node: minutes)."""
+    assert node.end_lineno is not None and node.end_col_offset is not None
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return head + "".join(lines[first + 1 : last]) + tail
+
+
 @functools.lru_cache(maxsize=1)
 def _code() -> tuple[str, ...]:
     out: list[str] = []
@@ -81,9 +93,10 @@ def _code() -> tuple[str, ...]:
             tree = ast.parse(source)
         except (OSError, SyntaxError, UnicodeDecodeError):
             continue
+        lines = io.StringIO(source, newline="").readlines()  # the lines ast numbers (no split at \f)
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                segment = ast.get_source_segment(source, node)
+                segment = _segment(lines, node)
                 if segment and 120 < len(segment) < 12000:
                     out.append(segment)
     return tuple(out)
