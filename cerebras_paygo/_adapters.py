@@ -3,6 +3,13 @@
 LangChain's ``ChatCerebras`` and LlamaIndex's ``Cerebras`` are pydantic models whose fields
 configure one core client. ``ClientOwner`` decides once how that client lives, so that a copy,
 a pickle or a ``close`` means the same thing in both frameworks.
+
+Importing an adapter does not import the core (httpx, the call flow, the wire models): the
+model's annotations name those types for the type checker only, and the first instance (or
+``model_validate``, ``model_construct``, an unpickling, another model's field of this type)
+completes the class with them (``complete_model``).
+So ``from langchain_cerebras_paygo import ChatCerebras`` costs about what LangChain's own
+import does; the core's import is paid once, by the first ``ChatCerebras(...)``.
 """
 
 from __future__ import annotations
@@ -13,22 +20,46 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
-from cerebras_paygo._catalog import Tier
-from cerebras_paygo._options import ClientOptions, configuration_error
-from cerebras_paygo._settings import env_tier, parse_tier
-
 if TYPE_CHECKING:
     from pydantic import BaseModel as _Model
     from typing_extensions import Self
 
+    from cerebras_paygo._catalog import Tier
     from cerebras_paygo._client import CerebrasClient
+    from cerebras_paygo._options import ClientOptions
     from cerebras_paygo._payment import PaymentPolicy
 else:
     _Model = object  # a plain mixin at run time: the adapter's own pydantic base does the rest
 
-__all__ = ["ClientOwner", "secret_key"]
+__all__ = ["ClientOwner", "core_types", "env_api_key", "env_base_url_or_default", "secret_key"]
 
 _BUILD_LOCK = threading.Lock()  # building a client is rare: one lock for every instance
+_COMPLETE_LOCK = threading.RLock()
+_completing: set[type] = set()  # classes inside their model_rebuild (it asks for their own schema)
+
+
+def env_api_key() -> SecretStr | None:
+    """``CEREBRAS_API_KEY`` (the ``api_key`` fields' default), without importing the core first."""
+    from cerebras_paygo._settings import env_api_key as read
+
+    return read()
+
+
+def env_base_url_or_default() -> str:
+    """``CEREBRAS_BASE_URL`` (or ``CEREBRAS_API_BASE``), else the public API root."""
+    from cerebras_paygo._settings import DEFAULT_BASE_URL, env_base_url
+
+    return env_base_url() or DEFAULT_BASE_URL
+
+
+def core_types() -> dict[str, Any]:
+    """The core types the adapters' field annotations name (imported here, at first use)."""
+    import httpx
+
+    from cerebras_paygo._client import CerebrasClient
+    from cerebras_paygo._payment import PaymentPolicy
+
+    return {"httpx": httpx, "CerebrasClient": CerebrasClient, "PaymentPolicy": PaymentPolicy}
 
 
 def secret_key(value: Any) -> Any:
@@ -67,11 +98,53 @@ class ClientOwner(_Model):
         _client: CerebrasClient | None
 
     def __init__(self, **data: Any) -> None:
+        type(self).complete_model()
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            from cerebras_paygo._options import configuration_error
+
             # One typed error (a ValueError too) rather than pydantic's wrapper, in both frameworks.
             raise configuration_error(exc, type(self).__name__) from None
+
+    @classmethod
+    def complete_model(cls) -> None:
+        """Resolve the annotations that name core types (see the module doc); once per class."""
+        if cls.__pydantic_complete__:
+            return
+        with _COMPLETE_LOCK:
+            if cls.__pydantic_complete__ or cls in _completing:
+                return
+            _completing.add(cls)
+            try:
+                cls.model_rebuild(_types_namespace=core_types())
+            finally:
+                _completing.discard(cls)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        cls.complete_model()
+        return super().model_validate(obj, *args, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, *args: Any, **kwargs: Any) -> Self:
+        cls.complete_model()
+        return super().model_validate_json(json_data, *args, **kwargs)
+
+    @classmethod
+    def model_construct(cls, *args: Any, **kwargs: Any) -> Self:
+        cls.complete_model()
+        return super().model_construct(*args, **kwargs)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        # Another pydantic model with a field of this type needs its schema: complete it first.
+        cls.complete_model()
+        return handler(source)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        type(self).complete_model()  # unpickled in a process that has not built an instance yet
+        super().__setstate__(state)
 
     def _client_options(self) -> ClientOptions:
         """The core client's options from this instance's fields (validated)."""
@@ -114,6 +187,8 @@ class ClientOwner(_Model):
         client = self.client if self.client is not None else self._client
         if client is not None:
             return client.tier
+        from cerebras_paygo._settings import env_tier, parse_tier
+
         tier = parse_tier(self.tier) if self.tier is not None else env_tier()
         return "free" if tier == "free" else "paygo"
 

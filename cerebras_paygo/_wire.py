@@ -44,7 +44,7 @@ __all__ = [
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 # --- request ---------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ class ToolCall(_Response):
 class Message(BaseModel):
     """One chat message as sent: ``system``, ``developer``, ``user``, ``assistant`` or ``tool``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
@@ -86,7 +86,7 @@ class Message(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The body of ``POST /v1/chat/completions``; fields left ``None`` are not sent."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     model: str
     messages: list[Message]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cerebras_paygo import default_catalog
 from cerebras_paygo.errors import ConfigurationError
 
 PROVIDER = "cerebras"
@@ -24,6 +23,8 @@ def split_model_id(model: str, model_provider: str | None = None) -> tuple[str |
             return PROVIDER, rest
     if model_provider is not None:
         return model_provider.lower().replace("-", "_"), model
+    from cerebras_paygo import default_catalog
+
     if model in default_catalog():
         return PROVIDER, model
     return None, model

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
@@ -25,24 +24,20 @@ from langchain_core.utils.pydantic import get_fields
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
-from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
-from cerebras_paygo._adapters import ClientOwner, secret_key
-from cerebras_paygo._options import ClientOptions, build_request, check_sampling
-from cerebras_paygo._settings import env_api_key, normalize_base_url
+from cerebras_paygo._adapters import ClientOwner, env_api_key, secret_key
 from cerebras_paygo._tools import api_tool_choice, forced_tool
-from cerebras_paygo._wire import ChatCompletionRequest
 from cerebras_paygo.errors import ConfigurationError
-from langchain_cerebras_paygo._convert import StreamAssembler, completion_to_result, messages_to_wire
 from langchain_cerebras_paygo._init import PROVIDER, split_model_id
-from langchain_cerebras_paygo._profiles import profile_for
-from langchain_cerebras_paygo._structured import (
-    StrictJsonOutputParser,
-    StrictToolArgsParser,
-    pydantic_class,
-    response_format_for,
-    strict_tool_function,
-)
 from langchain_cerebras_paygo.errors import bridged_errors
+
+if TYPE_CHECKING:
+    # Named by annotations and imported where used: importing this module leaves the core
+    # unimported until the first instance (see ``cerebras_paygo._adapters``).
+    import httpx
+
+    from cerebras_paygo import CerebrasClient, PaymentPolicy
+    from cerebras_paygo._options import ClientOptions
+    from cerebras_paygo._wire import ChatCompletionRequest
 
 __all__ = ["ChatCerebras"]
 
@@ -100,7 +95,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         payment_policy, context_overflow, max_spend_usd, client.
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    # defer_build: the first instance builds the validator (``ClientOwner.complete_model``).
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, defer_build=True)
 
     # --- model and sampling -------------------------------------------------------------------
     model_name: str = Field(default=DEFAULT_MODEL, alias="model")
@@ -261,11 +257,15 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
+        from cerebras_paygo._settings import normalize_base_url
+
         return None if value is None else normalize_base_url(value)
 
     @field_validator("rate_limits", mode="before")
     @classmethod
     def _rate_limits_as_dict(cls, value: Any) -> Any:
+        from cerebras_paygo._ratelimit import RateLimits
+
         if isinstance(value, RateLimits):
             return value.as_dict()
         if isinstance(value, Mapping):
@@ -344,6 +344,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         catalog = self.client.catalog if self.client is not None else None
+        from langchain_cerebras_paygo._profiles import profile_for
+
         return profile_for(self.model_name, self._resolved_tier(), catalog)
 
     # --- the core client ----------------------------------------------------------------------
@@ -352,6 +354,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
     # which fields build the client.
 
     def _client_options(self) -> ClientOptions:
+        from cerebras_paygo._options import ClientOptions
+
         return ClientOptions(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -382,6 +386,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
             raise ConfigurationError(f"model must be a model id such as 'gpt-oss-120b', not {self.model_name!r}")
         if self.client is None:
             self._client_options()
+        from cerebras_paygo._options import check_sampling
+
         check_sampling(self._default_params)
         return self
 
@@ -401,6 +407,9 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         **kwargs: Any,
     ) -> ChatCompletionRequest:
         """The wire request: instance defaults, then ``model_kwargs``, call kwargs and ``extra_body``."""
+        from cerebras_paygo._options import build_request
+        from langchain_cerebras_paygo._convert import messages_to_wire
+
         params = self._default_params
         call = dict(kwargs)
         call.pop("stream", None)
@@ -434,6 +443,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        from langchain_cerebras_paygo._convert import completion_to_result
+
         with bridged_errors():
             result = self.cerebras_client.chat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
@@ -445,6 +456,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        from langchain_cerebras_paygo._convert import completion_to_result
+
         with bridged_errors():
             result = await self.cerebras_client.achat(self._build_request(messages, stop, **kwargs))
         return completion_to_result(result.completion, result.info)
@@ -456,6 +469,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        from langchain_cerebras_paygo._convert import StreamAssembler
+
         with bridged_errors():
             request = self._build_request(messages, stop, stream=True, **kwargs)
             assembler = StreamAssembler(usage=self._stream_usage(kwargs))
@@ -474,6 +489,8 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        from langchain_cerebras_paygo._convert import StreamAssembler
+
         with bridged_errors():
             request = self._build_request(messages, stop, stream=True, **kwargs)
             assembler = StreamAssembler(usage=self._stream_usage(kwargs))
@@ -577,6 +594,14 @@ class ChatCerebras(ClientOwner, BaseChatModel):
         Raises:
             ValueError: an unknown ``method``, a missing ``schema``, or ``strict`` with ``json_mode``.
         """
+        from langchain_cerebras_paygo._structured import (
+            StrictJsonOutputParser,
+            StrictToolArgsParser,
+            pydantic_class,
+            response_format_for,
+            strict_tool_function,
+        )
+
         if kwargs.get("tools"):
             raise ValueError("with_structured_output does not take tools; use bind_tools for tool calling")
         pydantic_object = pydantic_class(schema)

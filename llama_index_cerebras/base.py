@@ -14,7 +14,6 @@ import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import httpx
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -35,30 +34,24 @@ from llama_index.core.program.streaming_utils import process_streaming_content_i
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import ToolMetadata
 from llama_index.core.types import Model, PydanticProgramMode
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
-from cerebras_paygo import CerebrasClient, PaymentPolicy, RateLimits
-from cerebras_paygo._adapters import ClientOwner, secret_key
-from cerebras_paygo._catalog import Catalog, ModelSpec, default_catalog
-from cerebras_paygo._options import ClientOptions, build_request, check_sampling
-from cerebras_paygo._settings import DEFAULT_BASE_URL, env_base_url, normalize_base_url
-from cerebras_paygo._structured import strict_function
-from cerebras_paygo._wire import ChatCompletionRequest
+from cerebras_paygo._adapters import ClientOwner, env_base_url_or_default, secret_key
 from cerebras_paygo.errors import ConfigurationError
-from llama_index_cerebras._convert import (
-    StreamFolder,
-    completion_to_response,
-    first_call_only,
-    messages_to_wire,
-    tool_choice_for,
-    tool_selections,
-)
 from llama_index_cerebras._schema import parse_output, response_format_for
 
 if TYPE_CHECKING:
+    # Named by annotations and imported where used: importing this module leaves the core
+    # unimported until the first instance (see ``cerebras_paygo._adapters``).
+    import httpx
     from llama_index.core.program.utils import FlexibleModel
     from llama_index.core.tools.types import BaseTool
+
+    from cerebras_paygo import CerebrasClient, PaymentPolicy
+    from cerebras_paygo._catalog import Catalog, ModelSpec
+    from cerebras_paygo._options import ClientOptions
+    from cerebras_paygo._wire import ChatCompletionRequest
 
     #: What a structured stream yields: partial objects, then the whole one.
     _Partial: TypeAlias = "Model | list[Model] | FlexibleModel | list[FlexibleModel]"
@@ -107,6 +100,9 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
             response.additional_kwargs["cost_usd"]       # 1.07e-05
     """
 
+    # defer_build: the first instance builds the validator (``ClientOwner.complete_model``).
+    model_config = ConfigDict(defer_build=True)
+
     # --- model and sampling -------------------------------------------------------------------
     model: str = Field(default=DEFAULT_MODEL, description="Model id, for instance 'gpt-oss-120b' or 'zai-glm-4.7'.")
     temperature: float | None = Field(
@@ -144,7 +140,7 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         ),
     )
     base_url: str = Field(
-        default_factory=lambda: env_base_url() or DEFAULT_BASE_URL,
+        default_factory=env_base_url_or_default,
         validate_default=True,
         description=(
             "API root; else CEREBRAS_BASE_URL (or CEREBRAS_API_BASE, read when the instance is built), "
@@ -268,11 +264,15 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
+        from cerebras_paygo._settings import normalize_base_url
+
         return normalize_base_url(value)
 
     @field_validator("rate_limits", mode="before")
     @classmethod
     def _rate_limits_as_dict(cls, value: Any) -> Any:
+        from cerebras_paygo._ratelimit import RateLimits
+
         if isinstance(value, RateLimits):
             return value.as_dict()
         if isinstance(value, Mapping):
@@ -296,6 +296,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         self._catalog().get(self.model)  # an UnknownModelWarning now rather than at the first call
         if self.client is None:
             self._client_options()  # bad client options raise ConfigurationError now, not at the first call
+        from cerebras_paygo._options import check_sampling
+
         check_sampling(
             {"temperature": self.temperature, "max_completion_tokens": self.max_tokens, **self.additional_kwargs}
         )
@@ -308,6 +310,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     # --- catalog and metadata -----------------------------------------------------------------
 
     def _catalog(self) -> Catalog:
+        from cerebras_paygo._catalog import default_catalog
+
         return self.client.catalog if self.client is not None else default_catalog()
 
     def _spec(self) -> ModelSpec:
@@ -336,6 +340,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     # which fields build the client.
 
     def _client_options(self) -> ClientOptions:
+        from cerebras_paygo._options import ClientOptions
+
         return ClientOptions(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -368,6 +374,9 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], *, stream: bool = False, **kwargs: Any
     ) -> ChatCompletionRequest:
         """The wire request: instance fields, ``additional_kwargs``, then the call's kwargs."""
+        from cerebras_paygo._options import build_request
+        from llama_index_cerebras._convert import messages_to_wire
+
         params: dict[str, Any] = {
             "model": self.model,
             "temperature": self.temperature,
@@ -426,14 +435,20 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         return self._astream_chat(messages, **kwargs)
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        from llama_index_cerebras._convert import completion_to_response
+
         result = self.cerebras_client.chat(self._request(messages, **kwargs))
         return completion_to_response(result.completion, result.info)
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        from llama_index_cerebras._convert import completion_to_response
+
         result = await self.cerebras_client.achat(self._request(messages, **kwargs))
         return completion_to_response(result.completion, result.info)
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        from llama_index_cerebras._convert import StreamFolder
+
         request = self._request(messages, stream=True, **kwargs)
         client = self.cerebras_client
 
@@ -452,6 +467,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         return gen()
 
     def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        from llama_index_cerebras._convert import StreamFolder
+
         request = self._request(messages, stream=True, **kwargs)
         client = self.cerebras_client
 
@@ -540,6 +557,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         if specs:
             names = [spec["function"]["name"] for spec in specs]
             prepared["tools"] = specs
+            from llama_index_cerebras._convert import tool_choice_for
+
             prepared["tool_choice"] = tool_choice_for(tool_choice, tool_required, names)
             if self._spec().capabilities.parallel_tool_calls:
                 prepared["parallel_tool_calls"] = allow_parallel_tool_calls
@@ -548,6 +567,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
     @staticmethod
     def _tool_spec(tool: BaseTool, strict: bool | None) -> dict[str, Any]:
+        from cerebras_paygo._structured import strict_function
+
         spec = tool.metadata.to_openai_tool(skip_length_check=True)
         function = strict_function(spec["function"], strict=strict)
         if strict and not function["strict"]:
@@ -561,6 +582,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         allow_parallel_tool_calls: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
+        from llama_index_cerebras._convert import first_call_only
+
         if not allow_parallel_tool_calls:
             response.message = first_call_only(response.message)
         return response
@@ -576,6 +599,8 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
         Raises:
             ValueError: no tool call while ``error_on_no_tool_call`` is set.
         """
+        from llama_index_cerebras._convert import tool_selections
+
         selections = tool_selections(response.message)
         if not selections and error_on_no_tool_call:
             raise ValueError("Expected at least one tool call, but got 0 tool calls.")
