@@ -12,10 +12,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from cerebras_paygo._ratelimit import Limiter, RateLimits, Scope
+from cerebras_paygo._ratelimit import Limiter, RateLimits, Reservation, Scope
 from cerebras_paygo._ratelimit.gcra import US
 from cerebras_paygo._wire import RateLimitSnapshot
 from cerebras_paygo.errors import BackendUnavailableError, RateLimitError
@@ -151,13 +152,18 @@ def _level(limiter: Limiter) -> float:
     return {r.limit: r.level for r in limiter.stats(SCOPE)}["tokens_per_minute"]
 
 
+def _one_waiting(target_url: str, prefix: str, **options: Any) -> tuple[Limiter, RateLimits, Reservation]:
+    """A limiter (lease 0.5 s) whose 6,000-TPM bucket is empty, and a 3,000-token booking due in 30 s."""
+    limits = RateLimits(tokens_per_minute=6000)
+    limiter = Limiter.from_url(target_url, prefix=prefix, lease=0.5, **options)
+    limiter.acquire(SCOPE, limits, 6000)
+    return limiter, limits, limiter.acquire(SCOPE, limits, 3000)
+
+
 def test_a_reclaimed_reservation_is_booked_again_not_sent_uncounted(
     target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limits = RateLimits(tokens_per_minute=6000)
-    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5)
-    me.acquire(SCOPE, limits, 6000)
-    slow = me.acquire(SCOPE, limits, 3000)  # starts in 30 s; its holder stalls past the lease
+    me, _, slow = _one_waiting(target_url, prefix)  # its holder stalls past the lease
     _shift_clock(me, 31)
     before = _level(me)  # the read reclaims it: its 3000 tokens are back
     caplog.set_level(logging.WARNING, logger="cerebras_paygo.ratelimit")
@@ -187,10 +193,7 @@ async def test_a_reclaimed_reservation_is_booked_again_by_the_async_limiter(targ
 def test_a_booking_moved_later_by_a_header_sync_keeps_its_lease(
     target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limits = RateLimits(tokens_per_minute=6000)
-    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5)
-    me.acquire(SCOPE, limits, 6000)
-    queued = me.acquire(SCOPE, limits, 3000)  # starts in 30 s
+    me, limits, queued = _one_waiting(target_url, prefix)
     _shift_clock(me, 25)
     # The server counted 25 s of refill less than the bucket assumed: the queue moves 25 s later.
     me.apply_headers(SCOPE, limits, RateLimitSnapshot(remaining={"tokens-minute": 0}, received_at=me.clock()))
@@ -206,10 +209,7 @@ def test_a_booking_moved_later_by_a_header_sync_keeps_its_lease(
 def test_a_booking_held_by_a_pause_keeps_its_lease(
     target_url: str, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limits = RateLimits(tokens_per_minute=6000)
-    me = Limiter.from_url(target_url, prefix=prefix, lease=0.5, max_pause_jitter=0.0)
-    me.acquire(SCOPE, limits, 6000)
-    queued = me.acquire(SCOPE, limits, 3000)  # starts in 30 s
+    me, _, queued = _one_waiting(target_url, prefix, max_pause_jitter=0.0)
     me.pause(SCOPE, 60.0)  # a 429: nothing starts for 60 s
     caplog.set_level(logging.WARNING, logger="cerebras_paygo.ratelimit")
     _shift_clock(me, 31)
