@@ -194,7 +194,10 @@ def test_max_wait_refusal_books_nothing(backend: Backend, scope: Scope) -> None:
     assert info.value.quota == "tokens"
     assert info.value.retry_after == approx(5.0)
     after = levels(lim, scope)
-    assert {k: round(v) for k, v in after.items()} == {k: round(v) for k, v in before.items()}
+    # Nothing booked: no 500-token drop; Redis' real clock may refill a few tokens meanwhile
+    # (rounding both sides failed when 0.49 became 0.5 between the two reads).
+    assert after.keys() == before.keys()
+    assert all(before[k] - 1e-3 <= after[k] <= before[k] + 10 for k in before)
     assert lim.stats(scope)[0].waiters == 0
     assert lim.acquire(scope, LIMITS, 500, max_wait=5.5).wait_s == approx(5.0)
 
