@@ -590,21 +590,20 @@ class Limiter:
         """
         delay = self._ticket_call(reservation, lambda s: s.delay(reservation.scope, reservation.ticket), 0)
         if reservation.ticket.reclaimed:
-            booking = self._booking(
-                reservation.scope, reservation.limits, reservation.tokens, None, reservation.ticket.jitter
-            )
-            return self._rebooked(reservation, self._run(booking))
+            return self._rebooked(reservation, self._run(self._booking_again(reservation)))
         return delay / US
 
     async def asend_delay(self, reservation: Reservation) -> float:
         """``send_delay`` for event loops."""
         delay = await self._aticket_call(reservation, lambda s: s.delay(reservation.scope, reservation.ticket), 0)
         if reservation.ticket.reclaimed:
-            booking = self._booking(
-                reservation.scope, reservation.limits, reservation.tokens, None, reservation.ticket.jitter
-            )
-            return self._rebooked(reservation, cast(Ticket, await self._arun(booking)))
+            return self._rebooked(reservation, cast(Ticket, await self._arun(self._booking_again(reservation))))
         return cast(int, delay) / US
+
+    def _booking_again(self, reservation: Reservation) -> Callable[[Any, bool], Any]:
+        """The reserve step of a reclaimed reservation: same scope, limits, tokens and jitter; no bound."""
+        ticket = reservation.ticket
+        return self._booking(reservation.scope, reservation.limits, reservation.tokens, None, ticket.jitter)
 
     def _rebooked(self, reservation: Reservation, ticket: Ticket) -> float:
         reservation.rebook(ticket, start=self.clock() + ticket.wait_us / US)
