@@ -27,9 +27,12 @@ SCOPE = Scope("https://api.cerebras.ai/v1", "fp0123456789", "gpt-oss-120b")
 RPM = RateLimits(requests_per_minute=60)  # one request per second refills
 
 
-def _grab(url: str, prefix: str, seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """Child process: acquire with max_wait=0 until ``seconds`` pass; report the grant times."""
+def _grab(url: str, prefix: str, seconds: float, ready: Any, go: Any, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Child process: once every contender is ready, acquire with max_wait=0 for ``seconds``;
+    report the grant times."""
     limiter = Limiter.from_url(url, prefix=prefix)
+    ready.put(True)
+    go.wait(60)
     granted = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -45,10 +48,17 @@ def test_threads_and_processes_never_get_more_than_capacity(target_url: str, pre
     started = time.time()
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_grab, args=(target_url, prefix, 1.5, out)) for _ in range(3)]
+    ready: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    go = ctx.Event()
+    procs = [ctx.Process(target=_grab, args=(target_url, prefix, 1.5, ready, go, out)) for _ in range(3)]
     for p in procs:
         p.start()
     limiter = Limiter.from_url(target_url, prefix=prefix)
+    # Spawning a child takes about a second (more on a loaded machine): start everyone together,
+    # or the threads empty the bucket before a child sends its first acquire.
+    for _ in procs:
+        ready.get(timeout=60)
+    go.set()
     thread_grants: list[float] = []
     lock = threading.Lock()
 
