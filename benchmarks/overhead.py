@@ -8,7 +8,8 @@ transport, with no limit binding:
 
 - ``mock``: CPU only. Every contender's ``httpx`` client runs over ``httpx.MockTransport`` answering a
   canned completion (or SSE stream) at once, so the figures are the Python cost of each layer.
-- ``loopback``: the Cerebras emulator on 127.0.0.1 (real HTTP), as a user's process would see it.
+- ``loopback``: the Cerebras emulator in a process of its own on 127.0.0.1 (real HTTP), as a user's
+  process would see the API (a server thread in the measured process would share its GIL).
 
 Contenders (sync ``invoke``/``complete`` unless named async; ``stream``: reading the whole stream;
 ``time to first chunk``: the same streams, timed from the call to their first chunk):
@@ -554,15 +555,33 @@ def import_times(repeats: int) -> list[str]:
     return rows
 
 
-def loopback_base() -> tuple[str, Any]:
-    from cerebras_paygo.emulator import EmulatorConfig, EmulatorServer
+class LoopbackServer:
+    """The emulator in a process of its own on 127.0.0.1 (``cerebras-paygo emulate --port 0``), as a
+    user's process sees the API: its CPU time and its GIL are not the measured process's (an
+    in-process server thread would share both, and charge every contender for the other's work)."""
 
-    server = EmulatorServer(
-        EmulatorConfig(
-            limits={"*": {"tokens_per_minute": 10**12, "requests_per_minute": 10**9, "requests_per_day": 10**12}}
-        )
-    )
-    server.start()
+    def __init__(self) -> None:
+        roomy = ("tokens_per_minute=1000000000000", "requests_per_minute=1000000000", "requests_per_day=1000000000000")
+        command = [sys.executable, "-c", "import sys; from cerebras_paygo._cli.main import main; sys.exit(main())"]
+        command += ["emulate", "--port", "0", "--log-level", "warning"]
+        for limit in roomy:
+            command += ["--limit", limit]
+        self._process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        assert self._process.stderr is not None
+        banner = self._process.stderr.readline()  # "Cerebras emulator on http://127.0.0.1:PORT/v1 - keys: ..."
+        if "http://" not in banner:
+            self._process.kill()
+            raise RuntimeError(f"the emulator did not start: {banner!r}")
+        self.base_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        self.api_key = "csk-emulator-paygo"
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+
+def loopback_base() -> tuple[str, LoopbackServer]:
+    server = LoopbackServer()
     return server.base_url, server
 
 

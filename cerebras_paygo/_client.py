@@ -249,7 +249,7 @@ class CerebrasClient:
     # -- transports (one connection pool per client, shared by the primary and fallback keys) --
 
     def transport_for(self, route: Route) -> Transport:
-        key = route.settings.fingerprint
+        key = route.scope.key_fingerprint  # the route hashed the key once
         with self._lock:
             transport = self._sync_transports.get(key)
             if transport is None:
@@ -315,7 +315,7 @@ class CerebrasClient:
                 sentinel.aclose().send(None)
 
     def async_transport_for(self, route: Route) -> AsyncTransport:
-        key = route.settings.fingerprint
+        key = route.scope.key_fingerprint
         with self._lock:
             transports = self._loop_transports()
             transport = transports.get(key)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
     ChatResponse,
+    CompletionResponse,
     ContentBlock,
     ImageBlock,
     LogProb,
@@ -247,21 +248,28 @@ def _assistant_message(
 ) -> ChatMessage:
     """An assistant ``ChatMessage``: ``ThinkingBlock``, ``TextBlock``, ``ToolCallBlock``\\ s."""
     blocks: list[ContentBlock] = []
-    additional: dict[str, Any] = {}
     if reasoning:
         blocks.append(ThinkingBlock(content=reasoning, num_tokens=reasoning_tokens))
-        additional["reasoning_content"] = reasoning
     blocks.append(TextBlock(text=text))
     if calls:
         blocks.extend(
             ToolCallBlock(tool_call_id=call_id, tool_name=name, tool_kwargs=_tool_kwargs(arguments))
             for call_id, name, arguments in calls
         )
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=_message_kwargs(reasoning, calls))
+
+
+def _message_kwargs(reasoning: str, calls: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """An assistant message's ``additional_kwargs``: ``reasoning_content``, OpenAI-style ``tool_calls``."""
+    additional: dict[str, Any] = {}
+    if reasoning:
+        additional["reasoning_content"] = reasoning
+    if calls:
         additional["tool_calls"] = [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
             for call_id, name, arguments in calls
         ]
-    return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional)
+    return additional
 
 
 def _logprobs(raw: Any) -> list[list[LogProb]] | None:
@@ -322,7 +330,10 @@ def completion_to_response(completion: ChatCompletion, info: CallInfo | None = N
     )
 
 
-class StreamFolder:
+_Folded = TypeVar("_Folded", bound="ChatResponse | CompletionResponse")
+
+
+class StreamFolder(Generic[_Folded]):
     """The core's stream chunks -> cumulative ``ChatResponse``\\ s.
 
     Every response holds the whole message so far (text, ``ThinkingBlock``, ``ToolCallBlock``\\ s)
@@ -330,17 +341,27 @@ class StreamFolder:
     reasoning. The core hands the last chunk over once the call has ended, with the stream's
     ``info`` set: feed it along, and that response, the last, carries the usage, cost and
     rate-limit snapshot. Pure: the sync and async streams share it.
+
+    ``completion=True`` (``stream_complete``) yields ``CompletionResponse``\\ s instead, the same
+    fields as a chat response turned into a completion (``text``: the text so far; the message's
+    ``reasoning_content``/``tool_calls`` and the response's extras in ``additional_kwargs``), built
+    directly: no ``ChatMessage`` and its blocks per chunk that would only be taken apart again.
     """
 
-    __slots__ = ("_acc", "_finished", "_reasoning", "_text")
+    __slots__ = ("_acc", "_completion", "_finished", "_reasoning", "_text")
 
-    def __init__(self) -> None:
+    @overload
+    def __init__(self: StreamFolder[ChatResponse], *, completion: Literal[False] = False) -> None: ...
+    @overload
+    def __init__(self: StreamFolder[CompletionResponse], *, completion: Literal[True]) -> None: ...
+    def __init__(self, *, completion: bool = False) -> None:
         self._acc = StreamAccumulator()
+        self._completion = completion
         self._text = ""
         self._reasoning = ""
         self._finished = False
 
-    def feed(self, chunk: ChatCompletionChunk, info: CallInfo | None) -> ChatResponse | None:
+    def feed(self, chunk: ChatCompletionChunk, info: CallInfo | None) -> _Folded | None:
         """Fold one chunk (with the call's info when it is the last); the response to yield, if any."""
         calls_before = self._call_state()
         self._acc.add(chunk)
@@ -357,13 +378,13 @@ class StreamFolder:
             return None  # the role chunk, an empty delta, or a finish_reason without text
         return self._response(chunk.model_dump(mode="json"), text, reasoning, {})
 
-    def finish(self, info: CallInfo) -> ChatResponse | None:
+    def finish(self, info: CallInfo) -> _Folded | None:
         """The call's info as a response of its own, unless the last chunk already carried it."""
         if self._finished:
             return None
         return self._final(None, "", "", info)
 
-    def _final(self, raw: Any, text: str, reasoning: str, info: CallInfo) -> ChatResponse:
+    def _final(self, raw: Any, text: str, reasoning: str, info: CallInfo) -> _Folded:
         self._finished = True
         extra = {
             **usage_kwargs(self._acc.usage),
@@ -376,15 +397,22 @@ class StreamFolder:
     def _call_state(self) -> tuple[tuple[str, str, int], ...]:
         return tuple((p.id, p.name, len(p.arguments)) for _, p in sorted(self._acc.tool_calls.items()))
 
-    def _response(self, raw: Any, text: str, reasoning: str, extra: dict[str, Any]) -> ChatResponse:
+    def _response(self, raw: Any, text: str, reasoning: str, extra: dict[str, Any]) -> _Folded:
         calls = [(p.id, p.name, "".join(p.arguments)) for _, p in sorted(self._acc.tool_calls.items())]
+        if self._completion:
+            # What ``_to_completion(ChatResponse(...))`` gives, without the message in between.
+            merged = _message_kwargs(self._reasoning, calls)
+            merged.update(extra)
+            if reasoning:
+                merged["thinking_delta"] = reasoning
+            return cast(_Folded, CompletionResponse(text=self._text, delta=text, raw=raw, additional_kwargs=merged))
         usage = self._acc.usage
         message = _assistant_message(
             self._text, self._reasoning, calls, usage.reasoning_tokens or None if usage is not None else None
         )
         if reasoning:
             extra = {**extra, "thinking_delta": reasoning}
-        return ChatResponse(message=message, delta=text, raw=raw, additional_kwargs=extra)
+        return cast(_Folded, ChatResponse(message=message, delta=text, raw=raw, additional_kwargs=extra))
 
 
 # --- tool calls ------------------------------------------------------------------------------

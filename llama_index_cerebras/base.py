@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from cerebras_paygo._catalog import Catalog, ModelSpec
     from cerebras_paygo._options import ClientOptions
     from cerebras_paygo._wire import ChatCompletionRequest
+    from llama_index_cerebras._convert import StreamFolder, _Folded
 
     #: What a structured stream yields: partial objects, then the whole one.
     _Partial: TypeAlias = "Model | list[Model] | FlexibleModel | list[FlexibleModel]"
@@ -449,11 +450,16 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         from llama_index_cerebras._convert import StreamFolder
 
+        return self._stream_folded(StreamFolder(), messages, **kwargs)
+
+    def _stream_folded(
+        self, folder: StreamFolder[_Folded], messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> Generator[_Folded, None, None]:
+        """The call's stream through ``folder`` (chat responses, or completions for ``stream_complete``)."""
         request = self._request(messages, stream=True, **kwargs)
         client = self.cerebras_client
 
-        def gen() -> ChatResponseGen:
-            folder = StreamFolder()
+        def gen() -> Generator[_Folded, None, None]:
             # Stopping early closes the stream, which settles the core's booking at once.
             with client.stream(request) as stream:
                 for chunk in stream:
@@ -469,11 +475,15 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
     def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         from llama_index_cerebras._convert import StreamFolder
 
+        return self._astream_folded(StreamFolder(), messages, **kwargs)
+
+    def _astream_folded(
+        self, folder: StreamFolder[_Folded], messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> AsyncGenerator[_Folded, None]:
         request = self._request(messages, stream=True, **kwargs)
         client = self.cerebras_client
 
-        async def gen() -> ChatResponseAsyncGen:
-            folder = StreamFolder()
+        async def gen() -> AsyncGenerator[_Folded, None]:
             async with client.astream(request) as stream:
                 async for chunk in stream:
                     response = folder.feed(chunk, stream.info if stream.done else None)
@@ -497,23 +507,21 @@ class Cerebras(ClientOwner, FunctionCallingLLM):
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        responses = self._stream_chat(_prompt_messages(prompt), **kwargs)
+        from llama_index_cerebras._convert import StreamFolder
 
-        def gen() -> CompletionResponseGen:
-            for response in responses:
-                yield _to_completion(response)
-
-        return gen()
+        return cast(
+            CompletionResponseGen,
+            self._stream_folded(StreamFolder(completion=True), _prompt_messages(prompt), **kwargs),
+        )
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        responses = self._astream_chat(_prompt_messages(prompt), **kwargs)
+        from llama_index_cerebras._convert import StreamFolder
 
-        async def gen() -> CompletionResponseAsyncGen:
-            async for response in responses:
-                yield _to_completion(response)
-
-        return gen()
+        return cast(
+            CompletionResponseAsyncGen,
+            self._astream_folded(StreamFolder(completion=True), _prompt_messages(prompt), **kwargs),
+        )
 
     # --- tools --------------------------------------------------------------------------------
 

@@ -461,13 +461,14 @@ class Limiter:
         self, scope: Scope, snapshot: RateLimitSnapshot, result: tuple[RateLimits, bool], local: bool
     ) -> RateLimits:
         effective, applied = result
-        logger.debug(
-            "apply_headers %s remaining=%s limit=%s%s",
-            scope,
-            dict(snapshot.remaining),
-            dict(snapshot.limit),
-            "" if applied else " (stale: ignored)",
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # not the dict copies of every response with logging off
+            logger.debug(
+                "apply_headers %s remaining=%s limit=%s%s",
+                scope,
+                dict(snapshot.remaining),
+                dict(snapshot.limit),
+                "" if applied else " (stale: ignored)",
+            )
         if local and self._workers > 1:
             return RateLimits(**{name: value * self._workers for name, value in effective.items()})
         return effective

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["HEADER_LIMIT_NAMES", "LIMIT_WINDOWS", "RateLimits"]
@@ -38,12 +38,12 @@ class RateLimits:
     tokens_per_day: int | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in LIMIT_WINDOWS:  # the fields, without ``dataclasses.fields`` (built once per response)
+            value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 from cerebras_paygo.errors import ConfigurationError
 
-                raise ConfigurationError(f"RateLimits.{f.name} must be a positive integer or None, not {value!r}")
+                raise ConfigurationError(f"RateLimits.{name} must be a positive integer or None, not {value!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> RateLimits:

@@ -14,6 +14,7 @@ from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    CompletionResponse,
     ImageBlock,
     MessageRole,
     TextBlock,
@@ -332,6 +333,53 @@ def test_stream_folder_assembles_split_tool_call_arguments_and_the_last_chunk_ca
     assert [(s.tool_id, s.tool_kwargs) for s in tool_selections(final.message)] == [("t1", {"a": 1})]
     assert final.message.additional_kwargs["tool_calls"][0]["function"]["arguments"] == '{"a": 1}'
     assert folder.finish(INFO) is None, "the call's info is carried once"
+
+
+def _mixed_stream() -> list[tuple[ChatCompletionChunk, CallInfo | None]]:
+    """Role, reasoning, text, a split tool call, and a last chunk with usage and the call's info."""
+    call = {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}
+    return [
+        (_chunk(choices=[{"index": 0, "delta": {"role": "assistant"}}]), None),
+        (_chunk(choices=[{"index": 0, "delta": {"reasoning": "think"}}]), None),
+        (_chunk(choices=[{"index": 0, "delta": {"reasoning": " more", "content": "Hel"}}]), None),
+        (_chunk(choices=[{"index": 0, "delta": {"content": "lo"}}]), None),
+        (_chunk(choices=[{"index": 0, "delta": {"tool_calls": [call]}}]), None),
+        (
+            _chunk(choices=[{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]),
+            None,
+        ),
+        (
+            _chunk(
+                choices=[{"index": 0, "delta": {"content": "!"}, "finish_reason": "stop"}],
+                usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+            ),
+            INFO,
+        ),
+    ]
+
+
+def test_completion_folding_gives_what_chat_folding_turned_into_completions_gives() -> None:
+    """``stream_complete`` folds straight into ``CompletionResponse``s (no message per chunk):
+    field for field what each chat response turned into a completion was."""
+    from llama_index_cerebras.base import _to_completion
+
+    chat, completion = StreamFolder(), StreamFolder(completion=True)
+    pairs = [(chat.feed(chunk, info), completion.feed(chunk, info)) for chunk, info in _mixed_stream()]
+    pairs.append((chat.finish(INFO), completion.finish(INFO)))
+    assert (
+        [b is None for _, b in pairs]
+        == [a is None for a, _ in pairs]
+        == [True, False, False, False, False, False, False, True]
+    )
+    for from_chat, direct in pairs:
+        if from_chat is None or direct is None:
+            continue
+        assert isinstance(direct, CompletionResponse)
+        assert direct.model_dump() == _to_completion(from_chat).model_dump()
+    last = pairs[-2][1]
+    assert last is not None and last.text == "Hello!" and last.additional_kwargs["reasoning_content"] == "think more"
+    assert last.additional_kwargs["tool_calls"][0]["function"]["arguments"] == '{"a": 1}'
+    assert last.additional_kwargs["cost_usd"] == INFO.cost_usd and last.additional_kwargs["total_tokens"] == 7
 
 
 class _Inner(BaseModel):
