@@ -162,6 +162,8 @@ class _Tracker:
 
 class _Calibration:
     __slots__ = (
+        "_low_factor",
+        "_offsets",
         "diffs",
         "gram",
         "large",
@@ -193,16 +195,29 @@ class _Calibration:
         self.scale = scale
         self.low_ratios: collections.deque[float] = collections.deque(maxlen=_BAND_MEMORY)  # actual / low
         self.diffs: collections.deque[int] = collections.deque(maxlen=_BAND_MEMORY)  # actual - exact count
+        # Read by every estimate (a plan makes three), changed by an observation: kept between them.
+        self._low_factor: float | None = None
+        self._offsets: tuple[int, int] | None = None
+
+    def add_low_ratio(self, ratio: float) -> None:
+        self.low_ratios.append(ratio)
+        self._low_factor = None
+
+    def add_diff(self, diff: int) -> None:
+        self.diffs.append(diff)
+        self._offsets = None
 
     def low_factor(self) -> float:
         """What the heuristic's low end is multiplied by: 1, or less once a count below it was seen."""
-        return min(1.0, min(self.low_ratios)) if self.low_ratios else 1.0
+        if self._low_factor is None:
+            self._low_factor = min(1.0, min(self.low_ratios)) if self.low_ratios else 1.0
+        return self._low_factor
 
     def offsets(self) -> tuple[int, int]:
         """How far below and above an exact count the server has counted lately (0 when never)."""
-        if not self.diffs:
-            return 0, 0
-        return min(0, min(self.diffs)), max(0, max(self.diffs))
+        if self._offsets is None:
+            self._offsets = (min(0, min(self.diffs)), max(0, max(self.diffs))) if self.diffs else (0, 0)
+        return self._offsets
 
 
 @dataclass(frozen=True)

@@ -692,11 +692,11 @@ class TokenEstimator:
         actual = float(observation.actual)
         if observation.exact:
             # an exact count: learn how far the server's count is from it
-            state.diffs.append(observation.actual - round(sum(parts)))
+            state.add_diff(observation.actual - round(sum(parts)))
             state.n += 1
             return
         if observation.low > 0:
-            state.low_ratios.append(actual / observation.low)
+            state.add_low_ratio(actual / observation.low)
         raw = sum(parts)
         if raw <= 0:
             return

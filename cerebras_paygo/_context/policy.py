@@ -36,7 +36,8 @@ class ContextPlan:
     """A request that fits, and what was done to it.
 
     Attributes:
-        request: a copy of the caller's request with ``max_completion_tokens`` set and messages maybe trimmed.
+        request: the request to send: a copy of the caller's with ``max_completion_tokens`` set and
+            messages maybe trimmed, or the caller's own when the plan changes nothing (never mutated).
         prompt_tokens: the high end of that copy's prompt band (what the rate limiter reserves); pass it
             to ``TokenEstimator.observe``.
         max_completion_tokens: what the copy asks for (and what the rate limiter must reserve).
@@ -181,7 +182,11 @@ def plan_context(
             room = also_fit - band.high
             if room >= min(spec.default_completion("free"), default):
                 completion = min(completion, room)
-    planned = _copy(request, messages, completion)
+    planned = (
+        _copy(request, messages, completion) if dropped or request.max_completion_tokens != completion else request
+    )
+    if planned is request and "max_tokens" in (request.__pydantic_extra__ or {}):
+        planned = _copy(request, messages, completion)  # the legacy alias leaves the copy
     if requested is None:
         _DEFAULTED[id(planned)] = planned
     if known is not None and not dropped:
