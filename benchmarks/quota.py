@@ -666,8 +666,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--plot", type=Path, help="write a PNG of tokens used against the quota (full-use run)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write a PNG of tokens used against the quota (the full-use run, or the one scenario run); "
+        "a relative path is from the repository root",
+    )
     args = parser.parse_args(argv)
+    plot_path = None if args.plot is None else args.plot if args.plot.is_absolute() else ROOT / args.plot
     names = {"both": ["full-use", "reserve-heavy"], "all": list(SCENARIOS)}.get(args.scenario, [args.scenario])
     numbers = sorted({int(x) for x in args.contenders.split(",") if x.strip()})
     if not numbers or any(n not in CONTENDERS for n in numbers):
@@ -696,9 +702,9 @@ def main(argv: list[str] | None = None) -> int:
             r = run_contender(number, sc)
             results.append(r)
             print(f"{r.ok} ok, {r.failed} lost, {r.rate_limited} 429s, {r.wall_s:.1f} s", flush=True)
-        if args.plot is not None and not sc.outage_s:
-            plot(results, sc, args.plot)
-            print(f"wrote {args.plot}")
+        if plot_path is not None and not sc.outage_s and (name == "full-use" or len(names) == 1):
+            plot(results, sc, plot_path)
+            print(f"wrote {plot_path}")
         block = render_scenario(sc, results, floor_s, command, when)
         blocks[name] = block
         print()

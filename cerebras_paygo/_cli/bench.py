@@ -46,6 +46,16 @@ SUITES: dict[str, Suite] = {
     "headers": Suite(
         "headers.py", ("--runs", "3", "--number", "5000", "--no-write"), (), "header parsing per response"
     ),
+    "tls": Suite(
+        "tls_context.py", ("--pools", "10", "--no-write"), (), "memory per connection pool, one shared TLS context"
+    ),
+    "limiter-overhead": Suite(
+        "limiter_overhead.py",
+        ("--pairs", "20000", "--no-write"),
+        (),
+        "in-memory acquire + settle, alone, saturated, with header sync, async, 4 threads",
+        in_quick=False,
+    ),
     "estimator": Suite(
         "estimator.py", ("--no-write",), (), "token counts against the true count, per kind", in_quick=False
     ),
