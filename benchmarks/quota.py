@@ -293,9 +293,6 @@ def framework_call(
     """Contenders 5-9: the frameworks' integrations, ours and the official ones, as users build them."""
     import warnings
 
-    async def nothing() -> None:
-        return None
-
     if number == 5:
         from langchain_cerebras_paygo import ChatCerebras
 
@@ -322,7 +319,14 @@ def framework_call(
         async def lc_official(i: int) -> None:
             await official.ainvoke(prompt(i))
 
-        return lc_official, nothing
+        async def close_official() -> None:
+            # Closed on its own loop: left to the garbage collector, openai's client schedules its
+            # close on whatever loop runs then, and fails there ("Event loop is closed").
+            client = getattr(official, "root_async_client", None)
+            if client is not None:
+                await client.close()
+
+        return lc_official, close_official
     from llama_index.core.llms import ChatMessage
 
     if number == 8:
@@ -341,7 +345,12 @@ def framework_call(
     async def li_off(i: int) -> None:
         await li_official.achat([ChatMessage(role="user", content=prompt(i))])
 
-    return li_off, nothing
+    async def close_li_official() -> None:
+        client = getattr(li_official, "_aclient", None)
+        if client is not None:
+            await client.close()
+
+    return li_off, close_li_official
 
 
 def run_contender(number: int, sc: Scenario) -> Result:
