@@ -301,6 +301,15 @@ def parse_sse_data(
         ) from exc
 
 
+def may_end_stream(chunk: ChatCompletionChunk) -> bool:
+    """Whether ``chunk`` may be a stream's last: it gives a finish reason or the usage. Only such a
+    chunk is held back until the call has closed (so it reaches the caller with ``info`` set); every
+    other chunk is handed over as it arrives."""
+    if chunk.usage is not None:
+        return True
+    return any(choice.finish_reason is not None for choice in chunk.choices)
+
+
 def chunk_delivers_content(chunk: ChatCompletionChunk) -> bool:
     """Whether a caller that saw this chunk saw tokens (a role-only chunk says nothing)."""
     for choice in chunk.choices:

@@ -117,9 +117,10 @@ class StreamResult:
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """Forward the open ``stream``'s chunks to the caller but the last, then close it; the shell answers
-    with a ``Relayed``. ``discard``: close it unread. The last chunk (finish reason, usage) is held back
-    so that, once the flow has closed the attempt, it reaches the caller with ``info`` already set."""
+    """Forward the open ``stream``'s chunks to the caller as they arrive, then close it; the shell
+    answers with a ``Relayed``. ``discard``: close it unread. A chunk that may be the last (a finish
+    reason or the usage: ``_http.may_end_stream``) is held until the next arrives, and the last one
+    held until the flow has closed the attempt, so it reaches the caller with ``info`` already set."""
 
     stream: Any
     discard: bool = False

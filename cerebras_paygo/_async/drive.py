@@ -15,6 +15,7 @@ from typing import Any
 from cerebras_paygo._async.transport import AsyncTransport
 from cerebras_paygo._backends import AsyncShield, asleep, await_shielded
 from cerebras_paygo._flow import CallFlow, CallInfo
+from cerebras_paygo._http import may_end_stream
 from cerebras_paygo._payment import acall_hook
 from cerebras_paygo._steps import ConsumerClosed, Emit, Relay, Relayed, Route, RunHook, Send, Sleep, StreamResult
 from cerebras_paygo._wire import ChatCompletionChunk
@@ -48,7 +49,11 @@ async def adrive(
                             usage = chunk.usage or usage
                             if held is not None:
                                 yield held
-                            held = chunk
+                                held = None
+                            if may_end_stream(chunk):
+                                held = chunk
+                            else:
+                                yield chunk
                 finally:
                     async with AsyncShield():
                         await step.stream.aclose()

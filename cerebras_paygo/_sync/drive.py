@@ -16,6 +16,7 @@ from typing import Any
 from cerebras_paygo._sync.transport import Transport
 from cerebras_paygo._backends import Shield, sleep, wait_shielded
 from cerebras_paygo._flow import CallFlow, CallInfo
+from cerebras_paygo._http import may_end_stream
 from cerebras_paygo._payment import call_hook
 from cerebras_paygo._steps import ConsumerClosed, Emit, Relay, Relayed, Route, RunHook, Send, Sleep, StreamResult
 from cerebras_paygo._wire import ChatCompletionChunk
@@ -49,7 +50,11 @@ def drive(
                             usage = chunk.usage or usage
                             if held is not None:
                                 yield held
-                            held = chunk
+                                held = None
+                            if may_end_stream(chunk):
+                                held = chunk
+                            else:
+                                yield chunk
                 finally:
                     with Shield():
                         step.stream.close()
