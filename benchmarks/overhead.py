@@ -595,6 +595,10 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--modes", default="mock,loopback")
     args = parser.parse_args()
+    # The process-wide state of one process (memory), as the contenders are built: a Redis URL in the
+    # environment (``cerebras-paygo bench`` sets one for the Redis suites) would put every call's
+    # limiter, circuit and spend step on Redis, and share it between contenders.
+    os.environ.pop("CEREBRAS_PAYGO_REDIS_URL", None)
     if args.quick:
         args.rounds, args.calls, args.no_write = 7, 15, True
     rng = random.Random(20261201)
