@@ -618,9 +618,9 @@ def outage_reading(results: list[Result]) -> str:
 
 
 HEADER = f"""{BEGIN}
-## Quota: N requests under a tokens-per-minute limit (issue 5)
+## Quota: N requests under a tokens-per-minute limit, and a 402 outage (issues 5, 15)
 
-`python benchmarks/quota.py [--scenario full-use|reserve-heavy|both]`. Every contender gets a fresh
+`python benchmarks/quota.py [--scenario full-use|reserve-heavy|outage|both|all]`. Every contender gets a fresh
 emulator (in process, loopback, real HTTP) enforcing T tokens per minute as a token bucket that
 admits on `prompt + max_completion_tokens` and refunds what the answer did not use, and fresh
 process-wide state (shared limiter, payment circuits, estimator). Contenders:
@@ -631,7 +631,13 @@ process-wide state (shared limiter, payment circuits, estimator). Contenders:
    llama-index-llms-cerebras use underneath;
 4. the same behind LangChain's `InMemoryRateLimiter` at `T / 60 / reservation` requests per second
    (`reservation` = average `prompt + max_completion_tokens`, the server's count; bucket size
-   `T / reservation`, starting empty as LangChain's does): the best a request-count limiter can do.
+   `T / reservation`, starting empty as LangChain's does): the best a request-count limiter can do;
+5. our `ChatCerebras.ainvoke` (LangChain) and 8. our LlamaIndex `Cerebras.achat`, limits learned;
+6. `langchain-cerebras`' `ChatCerebras` with its defaults and 7. the same with
+   `rate_limiter=InMemoryRateLimiter` (as in 4); 9. `llama-index-llms-cerebras`' `Cerebras` defaults.
+
+Scenario `outage`: no quota binds, and every request gets 402 Payment Required for the first 4 s
+(the org has no credit), then credit is back: succeeded, failed and the 402s the server sent.
 
 **Ideal time** = `max(0, (tokens_used - T) / (T / 60)) + L`: a full bucket of T at the start, then
 T/60 tokens a second for the rest of the tokens the server counted (`tokens_used`, prompt +
