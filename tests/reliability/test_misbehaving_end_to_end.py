@@ -224,3 +224,42 @@ def test_deadline_bounds_a_trickle_or_an_endless_ping_stream(server: Misbehaving
     elapsed = _timed(calls[entry])
     assert elapsed < BOUND, f"{entry} took {elapsed:.2f}s"
     assert elapsed > TIMEOUT * 0.9  # it did wait for the body, then gave up
+
+
+# -- usage after the finish reason (OpenAI's order): both held for the call's info, in order ------
+
+
+def _usage_after_finish() -> Act:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": MODEL, "choices": choices}
+        return b"data: " + json.dumps({**body, **extra}).encode() + b"\n\n"
+
+    return sse_act(
+        event([{"index": 0, "delta": {"role": "assistant"}}]),
+        event([{"index": 0, "delta": {"content": "Hi"}}]),
+        event([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        event([], usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}),
+        b"data: [DONE]\n\n",
+    )
+
+
+def test_sync_stream_with_usage_after_the_finish_reason(server: MisbehavingServer) -> None:
+    server.push(_usage_after_finish())
+    client = CerebrasClient(**_options(server))
+    with client.stream(_request()) as stream:
+        seen = [(chunk, stream.done) for chunk in stream]
+    assert [c.choices[0].finish_reason if c.choices else "usage" for c, _ in seen] == [None, None, "stop", "usage"]
+    assert [done for _, done in seen] == [False, False, False, True], "only the last arrives with info set"
+    assert stream.info.attempts == 1 and seen[-1][0].usage is not None
+
+
+async def test_async_stream_with_usage_after_the_finish_reason(server: MisbehavingServer) -> None:
+    server.push(_usage_after_finish())
+    client = CerebrasClient(**_options(server))
+    seen = []
+    async with client.astream(_request()) as stream:
+        async for chunk in stream:
+            seen.append((chunk, stream.done))
+    assert [c.choices[0].finish_reason if c.choices else "usage" for c, _ in seen] == [None, None, "stop", "usage"]
+    assert [done for _, done in seen] == [False, False, False, True]
+    assert seen[-1][0].usage is not None and seen[-1][0].usage.total_tokens == 6
