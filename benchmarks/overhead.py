@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 from _markdown import replace_section
+from _state import in_process_state
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- overhead -->"
@@ -563,6 +564,8 @@ class LoopbackServer:
     in-process server thread would share both, and charge every contender for the other's work)."""
 
     def __init__(self) -> None:
+        from cerebras_paygo.emulator.config import PAYGO_KEY
+
         roomy = ("tokens_per_minute=1000000000000", "requests_per_minute=1000000000", "requests_per_day=1000000000000")
         command = [sys.executable, "-c", "import sys; from cerebras_paygo._cli.main import main; sys.exit(main())"]
         command += ["emulate", "--port", "0", "--log-level", "warning"]
@@ -575,7 +578,7 @@ class LoopbackServer:
             self._process.kill()
             raise RuntimeError(f"the emulator did not start: {banner!r}")
         self.base_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
-        self.api_key = "csk-emulator-paygo"
+        self.api_key = PAYGO_KEY  # the emulator's default paygo key
 
     def stop(self) -> None:
         self._process.terminate()
@@ -595,10 +598,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--modes", default="mock,loopback")
     args = parser.parse_args()
-    # The process-wide state of one process (memory), as the contenders are built: a Redis URL in the
-    # environment (``cerebras-paygo bench`` sets one for the Redis suites) would put every call's
-    # limiter, circuit and spend step on Redis, and share it between contenders.
-    os.environ.pop("CEREBRAS_PAYGO_REDIS_URL", None)
+    in_process_state()
     if args.quick:
         args.rounds, args.calls, args.no_write = 7, 15, True
     rng = random.Random(20261201)

@@ -62,6 +62,7 @@ from typing import Any
 import httpx
 import openai
 from _markdown import read_section, replace_section
+from _state import in_process_state
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
 from cerebras_paygo._client import CerebrasClient
@@ -688,10 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         "a relative path is from the repository root",
     )
     args = parser.parse_args(argv)
-    # The process-wide state of one process (memory), as the contenders are built: a Redis URL in the
-    # environment (``cerebras-paygo bench`` sets one for the Redis suites) would put every call's
-    # limiter, circuit and spend step on Redis, and share it between contenders.
-    os.environ.pop("CEREBRAS_PAYGO_REDIS_URL", None)
+    in_process_state()
     plot_path = None if args.plot is None else args.plot if args.plot.is_absolute() else ROOT / args.plot
     names = {"both": ["full-use", "reserve-heavy"], "all": list(SCENARIOS)}.get(args.scenario, [args.scenario])
     numbers = sorted({int(x) for x in args.contenders.split(",") if x.strip()})

@@ -182,11 +182,12 @@ def plan_context(
             room = also_fit - band.high
             if room >= min(spec.default_completion("free"), default):
                 completion = min(completion, room)
-    planned = (
-        _copy(request, messages, completion) if dropped or request.max_completion_tokens != completion else request
+    unchanged = (
+        not dropped
+        and request.max_completion_tokens == completion
+        and "max_tokens" not in (request.__pydantic_extra__ or {})  # the legacy alias leaves in a copy
     )
-    if planned is request and "max_tokens" in (request.__pydantic_extra__ or {}):
-        planned = _copy(request, messages, completion)  # the legacy alias leaves the copy
+    planned = request if unchanged else _copy(request, messages, completion)
     if requested is None:
         _DEFAULTED[id(planned)] = planned
     if known is not None and not dropped:
